@@ -78,3 +78,21 @@ def test_help(script):
     proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and "--quick" in proc.stdout
+
+
+def test_bench_train_quick(tmp_path):
+    result = run_quick("bench_train.py", tmp_path, "--workdir", str(tmp_path / "work"))
+    assert result["benchmark"] == "train"
+    _check_machine(result)
+    assert result["goals"] == {"engine_over_bare_min": 0.95, "real_over_predecoded_max": 1.10}
+    variants = {(r["precision"], r["layout"]) for r in result["precision"]}
+    assert variants == {(p, l) for p in ("fp32", "bf16") for l in ("contiguous", "channels_last_3d")}
+    assert all(r["ms_per_step"] > 0 for r in result["precision"])
+    e = result["engine"]
+    assert set(e["ms_per_step"]) == {"bare", "engine_predecoded", "engine_real", "engine_real_workers0"}
+    # the engine and the bare loop took the same number of steps over the same data
+    assert e["steps_per_epoch"]["bare"] == e["steps_per_epoch"]["engine_predecoded"] > 0
+    assert e["engine_over_bare"] > 0 and e["real_over_predecoded"] > 0
+    before, now = result["iteration"]
+    assert before["precision"] == "fp32" and now["precision"] in ("fp32", "bf16")
+    assert all(r[k] > 0 for r in (before, now) for k in ("extract", "train", "total"))

@@ -5,7 +5,6 @@ disk, not memory; a video with several clips gets the mean of its clips' feature
 """
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,7 @@ import torch
 from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast when asked for, a no-op context otherwise."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+from .precision import autocast
 
 
 @torch.no_grad()

@@ -46,7 +46,8 @@ from ..encoders import ENCODERS_FORMAT
 from ..methods import build_method
 from . import distributed
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
-from .extract import autocast, extract_features
+from .extract import extract_features
+from .precision import autocast, resolve_precision
 from .handcrafted import handcrafted_features
 from .schedule import build_optimizer, learning_rate, set_learning_rate
 
@@ -94,7 +95,7 @@ class IterationContext:
         else:
             encoders = {s: (t.method.encoders[s], m) for s, m in slot_modalities.items()}
             feats = extract_features(
-                encoders, t.extract_loader(), len(t.entries), out_dir, t.device, t.cfg.precision,
+                encoders, t.extract_loader(), len(t.entries), out_dir, t.device, t.precision,
                 progress=t.progress and distributed.is_main(), desc=f"iter {self.iteration} extract",
                 on_skip=t.skip_clip, reduce=distributed.reduce_to_main,
             )
@@ -144,6 +145,8 @@ class Pretrainer:
         if self.device.type == "cuda" and distributed.active():
             self.device = torch.device("cuda", distributed.local_rank())
         self.progress = progress and distributed.is_main()  # one set of progress bars, not one per rank
+        self.precision = resolve_precision(self.device, cfg.precision)
+        log.info("device %s, precision %s", self.device, self.precision)
         self.skips = SkipReport()
         self.centroids: dict[str, torch.Tensor] = {}  # of the current iteration's clusterings
         self._resume = resume
@@ -367,7 +370,8 @@ class Pretrainer:
                 log.info("iteration %d: early stop after epoch %d (validation loss rose %d times in a row)",
                          it, epoch, stopper["increases"])
         times = {**ctx.times, "train": time.perf_counter() - t_train, "total": time.perf_counter() - t_start}
-        summary = {"iteration": it, "summary": True, **ctx.log, "last_epoch": last, "times": times}
+        summary = {"iteration": it, "summary": True, **ctx.log, "last_epoch": last, "times": times,
+                   "precision": self.precision}
         self._metrics(summary)
         state = checkpoint(epochs, True)
         self._save(state, f"iter_{it:02d}.pt")
@@ -402,7 +406,7 @@ class Pretrainer:
                 continue
             set_learning_rate(optimizer, learning_rate(o, epoch + step / steps))
             batch = self._to_device(batch)
-            with autocast(self.device, self.cfg.precision):
+            with autocast(self.device, self.precision):
                 loss, logs = self.model(batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
@@ -435,7 +439,7 @@ class Pretrainer:
             if "index" not in batch:
                 continue
             batch = self._to_device(batch)
-            with autocast(self.device, self.cfg.precision):
+            with autocast(self.device, self.precision):
                 loss, _ = self.method.loss(batch)
             total += float(loss) * len(batch["index"])
             n += len(batch["index"])

@@ -44,7 +44,7 @@ from ..data.media import decode_clip
 from ..data.probe_index import probe_manifest
 from ..data.samplers import DenseClipSampler
 from ..engine.checkpoint import atomic_write_text
-from ..engine.extract import autocast
+from ..engine.precision import autocast
 from ..engine.pretrain import pick_device
 from ..errors import ConfigError, MediaError
 from .features import MODALITIES, load_source, with_frames

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import SkipReport, build_cache, clip_spec, collate_clips, make_dataset, prepare_entries
 from ..data.probe_index import probe_manifest
-from ..engine.extract import autocast
+from ..engine.precision import autocast
 from ..engine.pretrain import TrainingDiverged, pick_device
 from ..engine.schedule import learning_rate, set_learning_rate
 from ..errors import ConfigError

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from ..data.dataset import build_cache, clip_spec, collate_clips, make_dataset, prepare_entries
 from ..data.probe_index import probe_manifest
 from ..encoders import load_method
-from ..engine.extract import autocast
+from ..engine.precision import autocast
 from ..engine.pretrain import pick_device
 from ..errors import ConfigError
 from .splits import open_manifest, pct, role, write_report
