@@ -51,6 +51,27 @@ def test_nan_features_are_refused():
         kmeans(x, 5)
 
 
+@pytest.mark.parametrize("opts", [{}, {"l2_normalize": False}, {"pca_dim": 8}])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_features_are_refused_in_the_sample_and_in_assignment(opts, bad):
+    """NaN/inf is found in the training sample and in rows only the assignment reads (checked on
+    the row norms when normalising); a huge but finite row, whose norm overflows, is not refused
+    (normalised, it becomes zeros, as before)."""
+    x, _ = blobs()
+    budget = 10 * 5
+    sampled = np.random.default_rng(0).choice(len(x), size=budget, replace=False)  # kmeans's own draw
+    outside = int(np.setdiff1d(np.arange(len(x)), sampled)[0])
+    for row in (int(sampled[0]), outside):
+        y = x.copy()
+        y[row, 2] = bad
+        with pytest.raises(ValueError, match="NaN or inf"):
+            kmeans(y, 5, max_points_per_centroid=10, **opts)
+    if opts.get("l2_normalize", True):
+        y = x.copy()
+        y[outside] = 1e30
+        assert kmeans(y, 5, max_points_per_centroid=10, **opts).assignments.shape == (len(x),)
+
+
 def test_empty_clusters_are_reseeded_by_splitting():
     # The training sample holds only 2 distinct points, so faiss leaves clusters without members
     # after assignment; the remedy must split the big clusters so every cluster gets members.

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
+import torch
 
+from avssl.data import media
 from avssl.data.media import (
     AUDIO_SLACK,
     MediaInfo,
@@ -82,6 +85,10 @@ def _make(root, name):
         write_av(path, video, FPS, audio, rate, gop=FPS)
     elif name == "tone":
         write_av(path, _index_video(SECONDS * FPS), FPS, np.stack([_tone(44100), _tone(44100)[::-1]]), 44100, gop=FPS)
+    elif name.startswith("longgop"):  # longgop_<rate>_<channels>: x264's default GOP, one keyframe
+        rate, channels = (int(x) for x in name.split("_")[1:3])
+        audio = np.stack([_tone(rate), _tone(rate)[::-1]])[:channels]
+        write_av(path, _index_video(SECONDS * FPS), FPS, audio, rate)
     elif name == "fps30_mkv":
         write_av(path, _index_video(60), 30, gop=30)
     elif name == "fps25":
@@ -164,6 +171,87 @@ def test_clip_matches_separate_video_and_audio_decodes(files):
     video, audio = decode_clip(path, 1.1234, 8, FPS, 0.5, short_side=24)
     np.testing.assert_array_equal(video, decode_video(path, 1.1234, 8, FPS, short_side=24))
     np.testing.assert_array_equal(audio, decode_audio(path, 1.1234, 0.5))
+
+
+def _audio_from_seek_point(path, start: float, seek_stream: str, rate: int = 16000) -> np.ndarray:
+    """The audio of the whole file after decode_clip's seek for a window at ``start``, resampled from
+    the seek point on (what decode_clip did before it skipped the audio before the lead-in)."""
+    with media._Source(path) as src:
+        src.seek(start - media._audio_margins(src.audio)[1], getattr(src, seek_stream))
+        sink = media._AudioSink(src, rate, 0, None)  # window from 0: no frame counts as early
+        src.pump({src.audio.index: sink})
+        return sink.finish(None)
+
+
+@pytest.mark.parametrize("name", ["tone", "longgop_44100_2", "longgop_22050_1", "longgop_48000_2"])
+def test_audio_before_the_lead_in_is_skipped_bit_identically(files, name):
+    """The seek lands on the video keyframe, up to seconds before the window (the whole file here
+    with one keyframe); decode_clip resamples only from shortly before the window, and the window's
+    samples are bit-identical to resampling everything from the seek point. (A whole-file decode is
+    no exact reference: the AAC decoder's output after a seek differs by ~1e-5 from a continuous
+    decode, which is also why early packets are still decoded, only not resampled.)"""
+    path = files(name)
+    for start in [0.0, 0.03, 0.7, 1.5, 2.35]:
+        window = slice(round(start * 16000), round(start * 16000) + 8000)
+        _, with_video = decode_clip(path, start, 8, FPS, 0.5)
+        np.testing.assert_array_equal(with_video, _audio_from_seek_point(path, start, "video")[window])
+        alone = decode_audio(path, start, 0.5)
+        np.testing.assert_array_equal(alone, _audio_from_seek_point(path, start, "audio")[window])
+    if name.startswith("longgop"):  # the skip did happen: resampling began shortly before the window
+        with media._Source(path) as src:
+            src.seek(2.35 - media._audio_margins(src.audio)[1], src.video)
+            sink = media._AudioSink(src, 16000, window.start, window.stop)
+            src.pump({src.audio.index: sink})
+            assert 2.0 < sink.begin / 16000 < 2.35
+
+
+def test_time_base_arithmetic_matches_fractions():
+    """Frame times use integer arithmetic instead of Fractions, with the very same float result."""
+    rng = np.random.default_rng(0)
+    for tb in [Fraction(1, 15360), Fraction(1, 1000), Fraction(1, 44100), Fraction(1001, 30000), Fraction(1, 90000)]:
+        for ticks in [0, 1, 512, 1001, *rng.integers(-10**6, 10**12, 200).tolist()]:
+            assert media._seconds(ticks, (tb.numerator, tb.denominator)) == float(ticks * tb)
+
+
+def test_filter_graphs_are_reused_across_clips_and_files(files):
+    """Configured RGB graphs are cached per frame format and size; a reused graph converts exactly
+    as a fresh one, whichever file and size it converted before."""
+    clips = [(files("tone"), 0.5, 16), (files("fps25"), 1.0, 16), (files("tone"), 2.0, 24), (files("fps25"), 0.2, 16)]
+    fresh = []
+    for path, start, side in clips:
+        media._GRAPHS.graphs.clear()
+        fresh.append(decode_video(path, start, 8, FPS, short_side=side))
+    graphs = dict(media._GRAPHS.graphs)
+    for (path, start, side), want in zip(clips * 2, fresh * 2):
+        np.testing.assert_array_equal(decode_video(path, start, 8, FPS, short_side=side), want)
+    assert all(media._GRAPHS.graphs[key] is graph for key, graph in graphs.items())  # reused, not rebuilt
+
+
+class _Clips(torch.utils.data.Dataset):
+    def __init__(self, path):
+        self.path = path
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return decode_video(self.path, 0.5 + i, 8, FPS, short_side=16), len(media._GRAPHS.graphs), os.getpid()
+
+
+def test_forked_loader_workers_build_their_own_graphs(files):
+    """A DataLoader worker forked after the parent filled its graph cache starts with an empty one
+    (and can exit: a graph with threads could not even be freed in a forked child)."""
+    path = files("tone")
+    want = [decode_video(path, 0.5 + i, 8, FPS, short_side=16) for i in range(2)]
+    assert media._GRAPHS.graphs
+    ctx = torch.multiprocessing.get_context("fork")
+    loader = torch.utils.data.DataLoader(_Clips(path), batch_size=None, num_workers=1, multiprocessing_context=ctx,
+                                         timeout=60)
+    got = list(loader)
+    for (frames, cached, pid), w in zip(got, want):
+        assert pid != os.getpid()
+        np.testing.assert_array_equal(frames.numpy(), w)
+    assert [cached for _, cached, _ in got] == [1, 1]  # the worker's own graph, one per format
 
 
 # --- frame picking ------------------------------------------------------------------------------

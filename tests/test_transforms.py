@@ -26,6 +26,7 @@ from avssl.data.transforms import (
     audio_wave_transform,
     spectrogram_transform,
     to_tensor_video,
+    transform_video,
     video_transform,
 )
 from avssl.data.transforms import _hue_matrix
@@ -78,6 +79,63 @@ def test_to_tensor_video_layout_and_range():
 def test_to_tensor_video_rejects_other_layouts(bad):
     with pytest.raises(ValueError, match="uint8"):
         to_tensor_video(bad)
+
+
+def _old_order(clip, transform, generator):
+    """What datasets did before transform_video: convert the whole clip, then the chain."""
+    x = to_tensor_video(clip)
+    return transform(x, generator) if transform is not None else x
+
+
+@pytest.mark.parametrize(
+    "name,transform",
+    [
+        ("train", video_transform(True, crop_size=16)),  # crop, flip, normalise: all fused
+        ("train_no_flip", video_transform(True, crop_size=16, flip=False)),
+        ("eval", video_transform(False, crop_size=16)),  # centre crop, normalise
+        ("jitter", video_transform(True, crop_size=16, color_jitter=0.4, grayscale=0.5)),  # float work after the flip
+        ("full_train", FULL_TRAIN),  # starts with a resize: nothing runs on uint8
+        ("flip_only", RandomHorizontalFlip(p=0.5)),
+        ("normalize_only", Normalize()),
+        ("none", None),
+    ],
+)
+def test_transform_video_matches_converting_first(name, transform):
+    """Cropping and flipping the uint8 clip, then converting and normalising in one pass, gives the
+    old order's values (float rounding only), with the same random draws: same crop, same flip."""
+    flips = set()
+    for seed in range(12):
+        clip = uint8_clip(t=3, h=20, w=27, seed=seed)
+        want_rng, got_rng = rng(seed), rng(seed)
+        want = _old_order(clip, transform, want_rng)
+        got = transform_video(clip, transform, got_rng)
+        assert got.dtype == torch.float32 and got.is_contiguous() and got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+        assert got_rng.random() == want_rng.random()  # the generators drew the same numbers
+        if name == "train":  # the flip fires for some seeds only: compare with the unflipped crop
+            unflipped = video_transform(True, crop_size=16, flip=False)(to_tensor_video(clip), rng(seed))
+            flips.add(not torch.allclose(got, unflipped, rtol=0, atol=1e-6))
+    assert name != "train" or flips == {True, False}
+    # the input clip is left as it was
+    clip = uint8_clip(t=3, h=20, w=27)
+    transform_video(clip, transform, rng(0))
+    np.testing.assert_array_equal(clip, uint8_clip(t=3, h=20, w=27))
+
+
+def test_normalize_from_uint8_matches_dividing_first_for_every_value():
+    clip = np.broadcast_to(np.arange(256, dtype=np.uint8)[None, :, None, None], (1, 256, 1, 3)).copy()
+    for normalize in (Normalize(), Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))):
+        got = normalize.from_uint8(torch.from_numpy(clip).permute(3, 0, 1, 2))
+        torch.testing.assert_close(got, normalize(to_tensor_video(clip)), rtol=0, atol=1e-6)
+
+
+def test_transform_video_checks_its_input():
+    with pytest.raises(ValueError, match="uint8"):
+        transform_video(np.zeros((4, 8, 8, 3), np.float32), video_transform(False, 8))
+    with pytest.raises(ValueError, match="smaller than"):
+        transform_video(uint8_clip(h=8, w=8), video_transform(False, 16))
+    with pytest.raises(TypeError, match="needs a numpy Generator"):
+        transform_video(uint8_clip(), video_transform(True, 16), None)
 
 
 def test_video_transforms_reject_channels_last():

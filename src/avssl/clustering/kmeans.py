@@ -57,13 +57,21 @@ class FeaturePreprocessor:
         return self
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """A pre-processed float32 copy of ``x`` (the input, possibly a memmap, is never modified)."""
+        """A pre-processed float32 copy of ``x`` (the input, possibly a memmap, is never modified).
+        Raises ValueError if ``x`` holds NaN or inf."""
         if self.pca is not None:
             x = self.pca.apply(np.ascontiguousarray(x, dtype=np.float32))
         else:
             x = np.array(x, dtype=np.float32)
         if self.l2_normalize:  # in place, on our own copy: no temporaries the size of x
-            x /= np.maximum(np.sqrt(np.einsum("ij,ij->i", x, x)), 1e-12)[:, None]
+            norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+            # A NaN or inf anywhere makes its row's norm NaN or inf, so checking the norms replaces a
+            # pass over x; only then is x checked, since a huge finite row can also overflow its norm.
+            if not np.isfinite(norms).all():
+                _check_finite(x, "the features to cluster")
+            x /= np.maximum(norms, 1e-12)[:, None]
+        else:
+            _check_finite(x, "the features to cluster")
         return x
 
 
@@ -100,9 +108,10 @@ def kmeans(
         sample = np.asarray(features[rows], dtype=np.float32)
     else:
         sample = np.asarray(features, dtype=np.float32)
-    _check_finite(sample, "the features to cluster")
-    prep = FeaturePreprocessor(dim, pca_dim, whiten, l2_normalize).fit(sample)
-    train = prep(sample)
+    prep = FeaturePreprocessor(dim, pca_dim, whiten, l2_normalize)
+    if prep.pca is not None:  # PCA is fitted on the raw sample; otherwise prep() checks it
+        _check_finite(sample, "the features to cluster")
+    train = prep.fit(sample)(sample)
     use_gpu = gpu and hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
     km = faiss.Kmeans(
         prep.out_dim, k, niter=niter, seed=seed, verbose=False, gpu=use_gpu,
@@ -128,8 +137,7 @@ def _assign(features, prep: FeaturePreprocessor, index) -> tuple[np.ndarray, np.
     labels = np.empty(n, dtype=np.int64)
     dists = np.empty(n, dtype=np.float32)
     for start in range(0, n, CHUNK_ROWS):
-        chunk = prep(features[start : start + CHUNK_ROWS])
-        _check_finite(chunk, "the features to cluster")
+        chunk = prep(features[start : start + CHUNK_ROWS])  # raises on NaN/inf
         d, i = index.search(chunk, 1)
         labels[start : start + len(chunk)] = i[:, 0]
         dists[start : start + len(chunk)] = d[:, 0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,7 @@ from .manifest import Manifest
 from .media import decode_clip
 from .probe_index import ProbeIndex
 from .samplers import ClipTooShortError, FixedClipSampler, RandomClipSampler, UniformClipSampler
-from .transforms import audio_wave_transform, spectrogram_transform, to_tensor_video, video_transform
+from .transforms import audio_wave_transform, spectrogram_transform, transform_video, video_transform
 from .views import ViewPlan, window_modality
 
 log = logging.getLogger("avssl.data")
@@ -149,6 +150,23 @@ def prepare_entries(
     return entries, report
 
 
+@contextmanager
+def _one_torch_thread():
+    """Run torch on one thread inside (restored after): per-clip tensors are too small to gain from
+    more, and on a busy machine an OpenMP region waits for a descheduled thread (BENCHMARKS.md: the
+    log-mel 6-50x slower on 2 threads). DataLoader workers already run on one; this covers the
+    main process (``workers=0``, dense extraction). Setting the count costs well under a microsecond."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @dataclass
 class SkippedClip:
     """Returned by a dataset item whose file failed to decode; dropped (and counted) by the collate."""
@@ -268,16 +286,17 @@ class ClipDataset(Dataset):
 
     def video_tensor(self, frames, rng) -> torch.Tensor:
         """Decoded frames -> the model's video input, through this dataset's transforms."""
-        x = to_tensor_video(frames)
-        return self.video_tf(x, rng) if self.video_tf is not None else x
+        with _one_torch_thread():
+            return transform_video(frames, self.video_tf, rng)
 
     def audio_tensor(self, wave, rng) -> torch.Tensor:
         """A decoded waveform -> the model's log-mel input, through this dataset's transforms."""
-        w = torch.from_numpy(np.ascontiguousarray(wave))
-        if self.wave_tf is not None:
-            w = self.wave_tf(w, rng)
-        s = self.logmel(w)[0]
-        return self.spec_tf(s, rng) if self.spec_tf is not None else s
+        with _one_torch_thread():
+            w = torch.from_numpy(np.ascontiguousarray(wave))
+            if self.wave_tf is not None:
+                w = self.wave_tf(w, rng)
+            s = self.logmel(w)[0]
+            return self.spec_tf(s, rng) if self.spec_tf is not None else s
 
     def _decode(self, path: str, start: float, want_v: bool | None = None, want_a: bool | None = None):
         spec = self.spec

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from fractions import Fraction
@@ -299,12 +300,12 @@ class _Source:
         pending = dict(consumers)
         wanted = (self.video, self.audio) if packet_ends is not None else ()
         streams = [s for s in (self.video, self.audio) if s is not None and (s.index in pending or s in wanted)]
+        time_bases = {s.index: _time_base(s) for s in streams}
         try:
             for packet in self.container.demux(streams):
                 if packet_ends is not None and packet.pts is not None:
-                    tb = packet.stream.time_base
-                    end = float((packet.pts + (packet.duration or 0)) * tb) - self.origin
                     index = packet.stream.index
+                    end = _seconds(packet.pts + (packet.duration or 0), time_bases[index]) - self.origin
                     packet_ends[index] = max(end, packet_ends.get(index, -math.inf))
                 consumer = pending.get(packet.stream.index)
                 if consumer is None:
@@ -323,6 +324,9 @@ class _Source:
                 stream = self.container.streams[index]
                 try:
                     for frame in stream.codec_context.decode(None):
+                        # Frames decoded without a packet carry no time base, so their duration has
+                        # no unit: consumers then use the nominal frame duration.
+                        frame.duration = 0
                         if consumer.push(frame):
                             break
                 except av.FFmpegError:
@@ -330,8 +334,46 @@ class _Source:
             return _reason(e)
 
 
-def _frame_time(src: _Source, frame, stream) -> float | None:
-    return None if frame.pts is None else float(frame.pts * stream.time_base) - src.origin
+def _time_base(stream) -> tuple[int, int]:
+    """``stream.time_base`` as (numerator, denominator), read once per stream: PyAV builds a new
+    Fraction on every access, and Fraction arithmetic per frame was a measurable cost."""
+    tb = stream.time_base
+    return tb.numerator, tb.denominator
+
+
+def _seconds(ticks: int, time_base: tuple[int, int]) -> float:
+    # Integer product, then one correctly rounded division: the same float as float(ticks * Fraction).
+    return ticks * time_base[0] / time_base[1]
+
+
+def _frame_time(src: _Source, frame, time_base: tuple[int, int]) -> float | None:
+    """``frame``'s time on the shared axis; ``time_base`` is its stream's (see :func:`_time_base`)."""
+    return None if frame.pts is None else _seconds(frame.pts, time_base) - src.origin
+
+
+class _GraphCache:
+    """Configured filter graphs of this process, least recently used first. Building one costs
+    0.4-3.4 ms, as much as converting a clip's frames, so graphs are kept between clips and files.
+    A graph is taken out while in use and put back idle (every pushed frame pulled), so a cached
+    graph holds no frame and an error mid-use just drops it. A forked child (DataLoader worker)
+    starts with an empty cache instead of using copies of its parent's graphs."""
+
+    def __init__(self, size: int):
+        self.size, self.pid, self.graphs = size, os.getpid(), OrderedDict()
+
+    def take(self, key):
+        if self.pid != os.getpid():
+            self.pid, self.graphs = os.getpid(), OrderedDict()
+        return self.graphs.pop(key, None)
+
+    def put(self, key, graph):
+        self.graphs[key] = graph
+        while len(self.graphs) > self.size:
+            self.graphs.popitem(last=False)
+
+
+# Datasets mix a few frame sizes (Kinetics: a handful of common ones); a worker needs one graph each.
+_GRAPHS = _GraphCache(16)
 
 
 class _RGB:
@@ -341,8 +383,6 @@ class _RGB:
 
     def __init__(self, short_side: int | None):
         self.short_side = short_side
-        self._key = None
-        self._graph = None
 
     def size(self, width: int, height: int) -> tuple[int, int]:
         s = self.short_side
@@ -352,22 +392,30 @@ class _RGB:
             return s, max(1, round(height * s / width))
         return max(1, round(width * s / height)), s
 
+    def _build(self, frame):
+        graph = av.filter.Graph()
+        # One thread: no filter or swscale threads per cached graph (their output is identical), and
+        # a graph with threads cannot even be freed in a forked child, whose copy lacks the threads.
+        graph.threads = 1
+        source = graph.add_buffer(
+            width=frame.width, height=frame.height, format=frame.format, time_base=Fraction(1, 1000)
+        )
+        nodes = [source]
+        width, height = self.size(frame.width, frame.height)
+        if (width, height) != (frame.width, frame.height):
+            nodes.append(graph.add("scale", f"{width}:{height}:flags=bilinear"))
+        nodes += [graph.add("format", "rgb24"), graph.add("buffersink")]
+        graph.link_nodes(*nodes).configure()
+        return graph
+
     def __call__(self, frame) -> np.ndarray:
-        key = (frame.width, frame.height, frame.format.name)
-        if key != self._key:  # built lazily, and rebuilt if the stream changes size mid-way
-            graph = av.filter.Graph()
-            source = graph.add_buffer(
-                width=frame.width, height=frame.height, format=frame.format, time_base=Fraction(1, 1000)
-            )
-            nodes = [source]
-            width, height = self.size(frame.width, frame.height)
-            if (width, height) != (frame.width, frame.height):
-                nodes.append(graph.add("scale", f"{width}:{height}:flags=bilinear"))
-            nodes += [graph.add("format", "rgb24"), graph.add("buffersink")]
-            graph.link_nodes(*nodes).configure()
-            self._graph, self._key = graph, key
-        self._graph.vpush(frame)
-        return self._graph.vpull().to_ndarray()
+        # Everything the conversion depends on (a stream may also change size mid-way).
+        key = (frame.width, frame.height, frame.format.name, frame.colorspace, frame.color_range, self.short_side)
+        graph = _GRAPHS.take(key) or self._build(frame)
+        graph.vpush(frame)
+        rgb = graph.vpull().to_ndarray()
+        _GRAPHS.put(key, graph)
+        return rgb
 
 
 class _VideoPicker:
@@ -377,6 +425,7 @@ class _VideoPicker:
 
     def __init__(self, src: _Source, start: float, fps: float, num_frames: int | None, short_side: int | None):
         self.src, self.stream = src, src.video
+        self.time_base = _time_base(self.stream)
         self.start, self.fps, self.num_frames = start, fps, num_frames
         self.rgb = _RGB(short_side)
         self.may_reseek = False
@@ -416,7 +465,7 @@ class _VideoPicker:
         return last_time + 2 * last_duration >= self._target(self.num_frames) - _EPS
 
     def push(self, frame) -> bool:
-        t = _frame_time(self.src, frame, self.stream)
+        t = _frame_time(self.src, frame, self.time_base)
         if t is None:  # no timestamp: it follows the previous frame
             t = self.prev[0] + self.prev[1] if self.prev is not None else 0.0
         elif self.grid:
@@ -424,8 +473,8 @@ class _VideoPicker:
             if abs(on_grid - t) <= self.half_tick:
                 t = on_grid
         duration = self.default_duration
-        if frame.duration and frame.time_base:
-            duration = float(frame.duration * frame.time_base)
+        if frame.duration:  # in the stream's time base, as the packets it was decoded from
+            duration = _seconds(frame.duration, self.time_base)
         entry = [t, duration, frame, None]
         if self.prev is None and t > self.start + _EPS:
             if self.may_reseek:
@@ -485,7 +534,9 @@ class _AudioSink:
 
     def __init__(self, src: _Source, rate: int, first: int, stop: int | None):
         self.src, self.stream, self.rate = src, src.audio, rate
+        self.time_base = _time_base(self.stream)
         self.first, self.stop = first, stop  # window [first, stop) in output samples; stop None: to the end
+        self.lead_in = _audio_margins(self.stream)[1]
         # AAC decoders also emit the encoder's padding after the last real sample; a precise
         # stream duration in the header (mp4) says where the real audio ends.
         self.declared_end = src.end_of(self.stream, precise=True)
@@ -493,6 +544,7 @@ class _AudioSink:
         self.may_reseek = False
         self.resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
         self.begin = None  # global index of the first resampled sample
+        self.skipped_to = None  # end (seconds) of the audio skipped as long before the window
         self.chunks: list[np.ndarray] = []
         self.count = 0
 
@@ -533,13 +585,27 @@ class _AudioSink:
             frame = trimmed
         return frame
 
+    def _long_before(self, frame, t: float) -> bool:
+        """Whether ``frame`` ends so long before the window that resampling can start after it: the
+        next frame's first grid point (grid points are 1 / gcd(rates) s apart) still leaves the
+        resampler the lead-in of real samples before the window, so the window's samples are the
+        same. The decoder has decoded the frame anyway, so its state is unchanged."""
+        grid = 1 / math.gcd(frame.sample_rate, self.rate)
+        return t + frame.samples / frame.sample_rate < self.first / self.rate - self.lead_in - grid
+
     def push(self, frame) -> bool:
         if self.begin is None:
-            t = _frame_time(self.src, frame, self.stream)
-            if t is None:
+            t = _frame_time(self.src, frame, self.time_base)
+            stamped = t is not None
+            if not stamped:
                 t = 0.0
             if self.may_reseek and t > self.first / self.rate - _audio_margins(self.stream)[0] + _EPS:
                 raise _Reseek
+            # The seek went to the video keyframe, often seconds before the window: skip converting
+            # and resampling that audio.
+            if stamped and self._long_before(frame, t):
+                self.skipped_to = t + frame.samples / frame.sample_rate
+                return False
             frame = self._start(frame, t)
             if frame is None:
                 return False
@@ -554,6 +620,9 @@ class _AudioSink:
         """The stream ended (cleanly, or with FFmpeg's ``reason``) or the window is complete: the
         window's samples, zero-padded where the audio has not started yet or has just ended."""
         path = self.src.path
+        if self.begin is None and self.skipped_to is not None:
+            # All the audio ended long before the window: no samples, which the checks below report.
+            self.begin = math.ceil(self.skipped_to * self.rate - _EPS)
         if self.begin is None:
             if self.may_reseek:
                 raise _Reseek

@@ -7,9 +7,10 @@ A dataset that passes a per-sample seeded ``rng`` gets the same augmentation on 
 Deterministic transforms accept and ignore ``rng``.
 
 Shapes: a decoded clip is uint8 ``(T, H, W, 3)`` (numpy or torch); :func:`to_tensor_video` makes it
-float32 ``(3, T, H, W)`` in [0, 1], which every other video transform takes and returns. Colour
-transforms assume [0, 1] values, so they go before :class:`Normalize`. Audio transforms take a float
-waveform ``(n,)`` or a log-mel ``(1, Q, P)``.
+float32 ``(3, T, H, W)`` in [0, 1], which every other video transform takes and returns (crops and
+flips also take the uint8 ``(3, T, H, W)`` view: :func:`transform_video` crops before converting).
+Colour transforms assume [0, 1] values, so they go before :class:`Normalize`. Audio transforms take
+a float waveform ``(n,)`` or a log-mel ``(1, Q, P)``.
 
 The parameter values of the builders follow CrissCross Table S1/S2 where the papers give them.
 """
@@ -49,6 +50,7 @@ __all__ = [
     "audio_wave_transform",
     "spectrogram_transform",
     "to_tensor_video",
+    "transform_video",
     "video_transform",
 ]
 
@@ -74,8 +76,10 @@ def _require_rng(rng, transform) -> np.random.Generator:
     return rng
 
 
-def _check_video(x, transform) -> None:
-    if not (isinstance(x, Tensor) and x.is_floating_point() and x.dim() == 4 and x.shape[0] == 3):
+def _check_video(x, transform, uint8: bool = False) -> None:
+    """``uint8``: the transform only selects pixels, so it also takes the uint8 (3, T, H, W) clip."""
+    dtype_ok = isinstance(x, Tensor) and (x.is_floating_point() or (uint8 and x.dtype == torch.uint8))
+    if not (dtype_ok and x.dim() == 4 and x.shape[0] == 3):
         got = f"{x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(
             f"{type(transform).__name__} expects a float (3, T, H, W) video tensor (see to_tensor_video), got {got}"
@@ -129,16 +133,39 @@ class Compose:
 # ------------------------------------------------------------------------------- video: geometry
 
 
-def to_tensor_video(clip) -> Tensor:
-    """uint8 ``(T, H, W, 3)`` numpy array or tensor -> float32 ``(3, T, H, W)`` tensor in [0, 1]."""
+def _channels_first(clip) -> Tensor:
+    """uint8 ``(T, H, W, 3)`` numpy array or tensor -> uint8 ``(3, T, H, W)`` view, no copy."""
     if isinstance(clip, np.ndarray):
         clip = torch.from_numpy(clip)
     if not (isinstance(clip, Tensor) and clip.dtype == torch.uint8 and clip.dim() == 4 and clip.shape[-1] == 3):
         got = f"{clip.dtype} of shape {tuple(clip.shape)}" if isinstance(clip, Tensor) else type(clip).__name__
         raise ValueError(f"to_tensor_video expects a uint8 (T, H, W, 3) clip, got {got}")
+    return clip.permute(3, 0, 1, 2)
+
+
+def to_tensor_video(clip) -> Tensor:
+    """uint8 ``(T, H, W, 3)`` numpy array or tensor -> float32 ``(3, T, H, W)`` tensor in [0, 1]."""
     # One copy straight into the channels-first contiguous layout the later transforms read fastest.
-    video = clip.permute(3, 0, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
+    video = _channels_first(clip).to(torch.float32, memory_format=torch.contiguous_format)
     return video.div_(255.0)
+
+
+def transform_video(clip, transform: Callable | None = None, rng: np.random.Generator | None = None) -> Tensor:
+    """``transform(to_tensor_video(clip), rng)`` (``transform``: a Compose or one transform), cheaper:
+    its leading crops and flips run on the uint8 clip, so only the kept pixels are converted, and a
+    Normalize right after them is done in the same pass as the /255. Same random draws; values
+    equal up to float rounding (~1e-7)."""
+    steps = list(transform.transforms) if isinstance(transform, Compose) else [t for t in [transform] if t is not None]
+    x = _channels_first(clip)
+    while steps and isinstance(steps[0], _PIXEL_SELECTING):
+        x = steps.pop(0)(x, rng)
+    if steps and isinstance(steps[0], Normalize):
+        x = steps.pop(0).from_uint8(x)
+    else:
+        x = x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+    for step in steps:
+        x = step(x, rng)
+    return x
 
 
 def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -180,7 +207,7 @@ class RandomCrop:
 
     def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
         rng = _require_rng(rng, self)
-        _check_video(x, self)
+        _check_video(x, self, uint8=True)
         _check_fits(x, self.size, self.size, self)
         top = int(rng.integers(0, x.shape[-2] - self.size + 1))
         left = int(rng.integers(0, x.shape[-1] - self.size + 1))
@@ -197,7 +224,7 @@ class CenterCrop:
         _check_positive_int(self.size, "size", self)
 
     def __call__(self, x: Tensor, rng: np.random.Generator | None = None) -> Tensor:
-        _check_video(x, self)
+        _check_video(x, self, uint8=True)
         _check_fits(x, self.size, self.size, self)
         top = (x.shape[-2] - self.size) // 2
         left = (x.shape[-1] - self.size) // 2
@@ -266,8 +293,12 @@ class RandomHorizontalFlip:
 
     def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
         rng = _require_rng(rng, self)
-        _check_video(x, self)
+        _check_video(x, self, uint8=True)
         return x.flip(-1) if rng.random() < self.p else x
+
+
+# Transforms that only select pixels: the same on the uint8 clip (see transform_video).
+_PIXEL_SELECTING = (RandomCrop, CenterCrop, RandomHorizontalFlip)
 
 
 # --------------------------------------------------------------------------------- video: colour
@@ -450,6 +481,14 @@ class Normalize:
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
         return (x - mean) / std
+
+    def from_uint8(self, x: Tensor) -> Tensor:
+        """``self(x / 255)`` for a uint8 (3, T, H, W) clip, in one pass into a new contiguous float32
+        tensor: ``x * (1 / (255 std)) + (-mean / std)``, the constants computed in double."""
+        f32 = {"dtype": torch.float32, "device": x.device}
+        scale = torch.tensor([1 / (255 * s) for s in self.std], **f32).view(3, 1, 1, 1)
+        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], **f32).view(3, 1, 1, 1)
+        return torch.addcmul(shift, x, scale, out=torch.empty(x.shape, **f32))
 
 
 # ------------------------------------------------------------------------------------------ audio
