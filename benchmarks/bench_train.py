@@ -13,7 +13,7 @@ ResNet-18, 8x32x32 clips, 40x100 log-mel, batch 32) with XDC, in one process, va
   loader      the engine's epoch with real loading (the preset's decoded cache, crops, flips, log-mel,
               its DataLoader workers) against the same epoch on pre-decoded items.  Goal: <= 1.10
   iteration   one whole XDC iteration (extract, k-means, train) with the defaults before issue #6
-              (fp32) and now (``precision=auto``), stage by stage
+              (fp32, contiguous) and now (``precision=auto``, ``memory_format=auto``), stage by stage
 
     python benchmarks/bench_train.py --out train.json --md train.md     # about 10 min on 2 cores
     python benchmarks/bench_train.py --quick --out /tmp/q.json          # seconds; used by the tests
@@ -143,12 +143,13 @@ class PreDecoded(torch.utils.data.Dataset):
         pass
 
 
-def bare_epoch(method, optimizer, batches, precision) -> int:
+def bare_epoch(method, optimizer, batches, precision, memory_format) -> int:
     """The loop a user would write: forward, backward, step over ready batches."""
-    from avssl.engine.precision import autocast
+    from avssl.engine.precision import autocast, video_input
 
     method.train()
     for batch in batches:
+        batch = {**batch, "video": video_input(batch["video"], memory_format)}
         with autocast(torch.device("cpu"), precision):
             loss, _ = method(batch)
         optimizer.zero_grad(set_to_none=True)
@@ -189,7 +190,7 @@ def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
         "engine_real": lambda: engine(real_set, workers),
         "engine_real_workers0": lambda: engine(real_set, 0),
         "bare": lambda: (lambda t0, n: ((time.perf_counter() - t0) / n, n))(
-            time.perf_counter(), bare_epoch(trainer.method, optimizer, batches, trainer.precision)),
+            time.perf_counter(), bare_epoch(trainer.method, optimizer, batches, trainer.precision, trainer.memory_format)),
     }
     for fn in variants.values():  # warm-up
         fn()
@@ -204,7 +205,7 @@ def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
     per_repeat_engine = [b / e for b, e in zip(times["bare"], times["engine_predecoded"])]
     per_repeat_loader = [r / p for r, p in zip(times["engine_real"], times["engine_predecoded"])]
     result = {
-        "precision": trainer.precision, "batch_size": bs, "loader_workers": workers,
+        "precision": trainer.precision, "memory_format": trainer.memory_format, "batch_size": bs, "loader_workers": workers,
         "steps_per_epoch": steps, "train_videos": len(train),
         "ms_per_step": {k: median_ms(v) for k, v in times.items()},
         "engine_over_bare": statistics.median(per_repeat_engine),
@@ -225,13 +226,14 @@ def part_iteration(quick: bool, workdir: Path) -> list[dict]:
 
     data = world(quick, workdir)
     rows = []
-    for label, precision in (("before #6 (fp32)", "fp32"), ("now (precision=auto)", "auto")):
-        cfg = config(quick, iterations=1, precision=precision, **{"optim.early_stop": 0})
-        run = pretrain(cfg, data, workdir / f"iteration-{precision}", progress=False)
+    for label, precision, layout in (("before #6", "fp32", "contiguous"), ("now (defaults)", "auto", "auto")):
+        cfg = config(quick, iterations=1, precision=precision, memory_format=layout, **{"optim.early_stop": 0})
+        run = pretrain(cfg, data, workdir / f"iteration-{precision}-{layout}", progress=False)
         summary = [r for r in map(json.loads, (run.run_dir / "metrics.jsonl").read_text().splitlines())
                    if r.get("summary")][0]
         t = summary["times"]
-        rows.append({"variant": label, "precision": summary["precision"], "epochs": cfg.optim.max_epochs,
+        rows.append({"variant": label, "precision": summary["precision"], "memory_format": summary["memory_format"],
+                     "epochs": cfg.optim.max_epochs,
                      **{k: t.get(k, 0.0) for k in ("extract", "cluster", "train", "total")}})
     before, now = rows
     for k in ("extract", "cluster", "train", "total"):
@@ -244,7 +246,7 @@ def part_iteration(quick: bool, workdir: Path) -> list[dict]:
 def markdown(result: dict) -> str:
     lines = []
     if result.get("precision"):
-        lines += ["Precision and memory format: one XDC training step (median ms; speed-up against fp32 contiguous)", "",
+        lines += ["Part precision: one XDC training step (median ms; speed-up against fp32 contiguous)", "",
                   "| model | batch | precision | layout | ms/step | speed-up |", "|---|---|---|---|---|---|"]
         lines += [f"| {r['model']} | {r['batch']} | {r['precision']} | {r['layout']} | {r['ms_per_step']:.0f} | "
                   f"{r['speedup_vs_fp32']:.2f}x |" for r in result["precision"]]
@@ -252,7 +254,7 @@ def markdown(result: dict) -> str:
     e = result.get("engine")
     if e:
         ms = e["ms_per_step"]
-        lines += [f"Engine and loader (precision {e['precision']}, batch {e['batch_size']}, "
+        lines += [f"Part engine and loader (precision {e['precision']}, {e['memory_format']}, batch {e['batch_size']}, "
                   f"{e['train_videos']} training videos, loader workers {e['loader_workers']}; median ms per step)", "",
                   "| bare loop | engine, pre-decoded | engine, real loading | same, 0 workers "
                   "| **bare / engine** (goal >= 0.95) | **real / pre-decoded** (goal <= 1.10) |",
@@ -262,9 +264,9 @@ def markdown(result: dict) -> str:
                   f"{e['engine_over_bare']:.3f} {'met' if e['goal_engine_met'] else 'MISSED'} | "
                   f"{e['real_over_predecoded']:.3f} {'met' if e['goal_loader_met'] else 'MISSED'} |", ""]
     if result.get("iteration"):
-        lines += ["One XDC iteration (seconds)", "", "| variant | precision | epochs | extract | cluster | train | total |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['variant']} | {r['precision']} | {r['epochs']} | {r['extract']:.1f} | {r['cluster']:.2f} | "
+        lines += ["Part iteration: one XDC iteration (seconds)", "", "| variant | precision | layout | epochs | extract | cluster | train | total |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['variant']} | {r['precision']} | {r['memory_format']} | {r['epochs']} | {r['extract']:.1f} | {r['cluster']:.2f} | "
                   f"{r['train']:.1f} | {r['total']:.1f} |" for r in result["iteration"]]
         now = result["iteration"][-1]
         lines += ["", f"Speed-up: train {now['train_speedup']:.2f}x, extract {now['extract_speedup']:.2f}x, "

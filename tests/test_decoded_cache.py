@@ -99,6 +99,26 @@ def test_second_get_reads_the_entry_without_decoding(media, tmp_path):
     assert os.listdir(tmp_path / "cache") == entries
 
 
+def test_opened_entries_are_reused_and_bounded(media, tmp_path, monkeypatch):
+    import avssl.data.decoded_cache as dc
+
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"src{i}.mp4"
+        p.write_bytes(media["mono16k"].read_bytes())
+        paths.append(p)
+    cache = DecodedCache(tmp_path / "cache", fps=FPS, short_side=16)
+    first = cache.get(paths[0])
+    assert cache.get(paths[0]) is first  # no second read of meta.json and the .npy headers
+    monkeypatch.setattr(dc, "OPENED_MAX", 2)
+    cache.get(paths[1])
+    cache.get(paths[2])
+    assert len(cache._opened) == 2
+    again = cache.get(paths[0])  # evicted (least recently used), opened anew with the same content
+    assert again is not first
+    np.testing.assert_array_equal(again.video, first.video)
+
+
 def test_changed_source_or_settings_get_a_new_entry(media, tmp_path):
     path = tmp_path / "src.mp4"
     _write(path, frames=60, seed=1)

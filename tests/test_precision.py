@@ -22,7 +22,10 @@ def test_resolve_precision():
 def test_config_rejects_unknown_precision():
     with pytest.raises(ConfigError, match="precision"):
         resolve("cpu-tiny", "xdc", ["precision=fp8"])
-    assert resolve("cpu-tiny", "xdc", []).precision == "auto"
+    with pytest.raises(ConfigError, match="memory_format"):
+        resolve("cpu-tiny", "xdc", ["memory_format=nhwc"])
+    cfg = resolve("cpu-tiny", "xdc", [])
+    assert (cfg.precision, cfg.memory_format) == ("auto", "auto")
 
 
 def test_autocast_runs_convolutions_in_bf16():
@@ -70,3 +73,34 @@ def test_bf16_training_steps_fit_a_batch_of_real_clips(tiny_world, tmp_path):
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_memory_format_follows_precision_and_keeps_results():
+    from avssl.engine.precision import resolve_memory_format, to_memory_format, video_input
+    from avssl.models import build_encoder
+
+    assert resolve_memory_format("bf16", "auto") == "channels_last_3d"
+    assert resolve_memory_format("fp32", "auto") == "contiguous"
+    assert resolve_memory_format("fp32", "channels_last_3d") == "channels_last_3d"
+    with pytest.raises(ValueError, match="memory_format"):
+        resolve_memory_format("fp32", "nhwc")
+    torch.manual_seed(0)
+    enc = build_encoder("r2plus1d_18", width=0.125).eval()
+    x = torch.randn(2, 3, 4, 16, 16)
+    with torch.no_grad():
+        ref = enc(x)
+        to_memory_format(enc, "channels_last_3d")
+        conv = next(m for m in enc.modules() if isinstance(m, torch.nn.Conv3d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+        xin = video_input(x, "channels_last_3d")
+        assert xin.is_contiguous(memory_format=torch.channels_last_3d)
+        torch.testing.assert_close(enc(xin), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_run_records_memory_format(tiny_world, tmp_path):
+    from avssl.engine.pretrain import pretrain
+
+    cfg = resolve("cpu-tiny", "xdc", ["iterations=1", "precision=bf16", "memory_format=auto", "optim.max_epochs=1"])
+    run = pretrain(cfg, tiny_world, tmp_path / "run", progress=False)
+    summary = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert summary["memory_format"] == "channels_last_3d"

@@ -134,6 +134,7 @@ class PretrainConfig:
     iterations: int = 6
     seed: int = 0
     precision: str = "auto"  # auto (bf16 where the hardware has it natively) | fp32 | bf16 (autocast)
+    memory_format: str = "auto"  # of the video path: auto (channels_last_3d with bf16) | contiguous | channels_last_3d
     sync_batchnorm: bool = False  # under torchrun on GPUs: batch statistics over all ranks
     device: str = "auto"
     video: VideoConfig = field(default_factory=VideoConfig)
@@ -377,6 +378,8 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     need(c.clips_per_video >= 1, "clustering.clips_per_video must be >= 1")
     need(c.init in ("random", "handcrafted"), f"clustering.init must be random or handcrafted, got {c.init!r}")
     need(cfg.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {cfg.precision!r}")
+    need(cfg.memory_format in ("auto", "contiguous", "channels_last_3d"),
+         f"memory_format must be auto, contiguous or channels_last_3d, got {cfg.memory_format!r}")
     for name in ("grayscale", "blur", "cutout"):
         need(0 <= getattr(v, name) <= 1, f"video.{name} is a probability in [0, 1], got {getattr(v, name)}")
     _check_method_sections(cfg, need)

@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from avssl.errors import MediaError
 
 # Part of the key: bump when what an entry holds changes, so old entries are not misread.
 _LAYOUT_VERSION = 1
+OPENED_MAX = 4096  # opened entries a DecodedCache keeps per process
 
 
 class DecodedMedia:
@@ -112,6 +114,10 @@ class DecodedCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self.fps, self.short_side, self.sample_rate = float(fps), short_side, int(sample_rate)
         self.video, self.audio = bool(video), bool(audio)
+        # Opened entries, so a training epoch does not re-read meta.json and the .npy headers for
+        # every clip (about half of an item's time at the small presets). Bounded: each holds two
+        # memory maps, and a process may only have so many.
+        self._opened: OrderedDict[Path, DecodedMedia] = OrderedDict()
 
     def entry(self, path) -> Path:
         """The directory that holds (or will hold) ``path`` decoded with this cache's settings."""
@@ -130,6 +136,10 @@ class DecodedCache:
         """The decoded file, decoding it only if no entry exists. A file that failed to decode
         raises the same MediaError again, from its stored error, without decoding."""
         entry = self.entry(path)
+        media = self._opened.get(entry)
+        if media is not None:
+            self._opened.move_to_end(entry)
+            return media
         if not entry.is_dir():
             self._build(path, entry)
         error = entry / "error.json"
@@ -138,7 +148,11 @@ class DecodedCache:
         meta = json.loads((entry / "meta.json").read_text())
         video = np.load(entry / "video.npy", mmap_mode="r") if self.video else None
         audio = np.load(entry / "audio.npy", mmap_mode="r") if self.audio else None
-        return DecodedMedia(path, meta, video, audio)
+        media = DecodedMedia(path, meta, video, audio)
+        self._opened[entry] = media
+        if len(self._opened) > OPENED_MAX:
+            self._opened.popitem(last=False)
+        return media
 
     def _build(self, path, entry: Path):
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=self.root))

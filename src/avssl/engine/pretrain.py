@@ -47,7 +47,7 @@ from ..methods import build_method
 from . import distributed
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
 from .extract import extract_features
-from .precision import autocast, resolve_precision
+from .precision import autocast, resolve_memory_format, resolve_precision, to_memory_format, video_input
 from .handcrafted import handcrafted_features
 from .schedule import build_optimizer, learning_rate, set_learning_rate
 
@@ -146,14 +146,15 @@ class Pretrainer:
             self.device = torch.device("cuda", distributed.local_rank())
         self.progress = progress and distributed.is_main()  # one set of progress bars, not one per rank
         self.precision = resolve_precision(self.device, cfg.precision)
-        log.info("device %s, precision %s", self.device, self.precision)
+        self.memory_format = resolve_memory_format(self.precision, cfg.memory_format)
+        log.info("device %s, precision %s, memory format %s", self.device, self.precision, self.memory_format)
         self.skips = SkipReport()
         self.centroids: dict[str, torch.Tensor] = {}  # of the current iteration's clusterings
         self._resume = resume
         if resume:
             self._check_resume_config()  # may turn _resume off when there is nothing to resume
         torch.manual_seed(cfg.seed)
-        self.method = build_method(cfg).to(self.device)
+        self.method = to_memory_format(build_method(cfg).to(self.device), self.memory_format)
         self.manifest = data if isinstance(data, Manifest) else load_manifest(data)
         self.spec = clip_spec(cfg, self.method.modalities)
         self.iterations = self.method.num_iterations()
@@ -371,7 +372,7 @@ class Pretrainer:
                          it, epoch, stopper["increases"])
         times = {**ctx.times, "train": time.perf_counter() - t_train, "total": time.perf_counter() - t_start}
         summary = {"iteration": it, "summary": True, **ctx.log, "last_epoch": last, "times": times,
-                   "precision": self.precision}
+                   "precision": self.precision, "memory_format": self.memory_format}
         self._metrics(summary)
         state = checkpoint(epochs, True)
         self._save(state, f"iter_{it:02d}.pt")
@@ -477,8 +478,15 @@ class Pretrainer:
     def _to_device(self, batch: dict) -> dict:
         """Move the clips (``video``, ``audio`` and views such as ``audio_neg``) to the device; indices,
         labels and start times stay on the CPU, where the methods index their tables with them."""
-        return {k: (v.to(self.device, non_blocking=True) if window_modality(k) in MODALITIES else v)
-                for k, v in batch.items()}
+        out = {}
+        for k, v in batch.items():
+            modality = window_modality(k)
+            if modality in MODALITIES:
+                v = v.to(self.device, non_blocking=True)
+                if modality == "video":
+                    v = video_input(v, self.memory_format)
+            out[k] = v
+        return out
 
     def _print_summary(self, s: dict) -> None:
         if not distributed.is_main():
