@@ -120,7 +120,7 @@ class CrissCrossConfig:
 
 @dataclass
 class LoaderConfig:
-    workers: int = 2
+    workers: int = -1  # DataLoader worker processes; -1: auto (data.dataset.num_workers: none on a 2-core CPU)
     decoded_cache: bool = False  # decode each video once into memory-mapped arrays (small presets)
     cache_dir: Optional[str] = None
 
@@ -252,7 +252,7 @@ def _cpu_small() -> PretrainConfig:
         clustering=ClusteringConfig(k=32, clips_per_video=2),
         optim=OptimConfig(lr=0.05, batch_size=16, warmup_epochs=1, step_epochs=4, gamma=0.1, max_epochs=5,
                           early_stop=3, val_fraction=0.1),
-        loader=LoaderConfig(workers=2, decoded_cache=True),
+        loader=LoaderConfig(workers=-1, decoded_cache=True),
     )
 
 
@@ -376,6 +376,7 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
         val = getattr(c, name)
         need(val is None or val >= 2, f"clustering.{name} must be >= 2, got {val}")
     need(c.clips_per_video >= 1, "clustering.clips_per_video must be >= 1")
+    need(cfg.loader.workers >= -1, f"loader.workers must be >= 0, or -1 for auto, got {cfg.loader.workers}")
     need(c.init in ("random", "handcrafted"), f"clustering.init must be random or handcrafted, got {c.init!r}")
     need(cfg.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {cfg.precision!r}")
     need(cfg.memory_format in ("auto", "contiguous", "channels_last_3d"),

@@ -9,6 +9,7 @@ clips that failed to decode, so the caller can count and log them instead of cra
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -324,6 +325,19 @@ def collate_clips(batch: list) -> dict:
         vals = [b[key] for b in good]
         out[key] = torch.stack(vals) if torch.is_tensor(vals[0]) else torch.tensor(vals)
     return out
+
+
+def num_workers(cfg_loader, device) -> int:
+    """DataLoader worker processes: ``loader.workers``, or for -1 (auto) none on a CPU-only machine
+    with 2 cores or fewer, where a worker preempts the training threads and every parallel region
+    of the step waits for it (BENCHMARKS.md section 4: 2 workers made a demo-preset step 2x slower,
+    loading in the main process 1.2x), and otherwise 2 per spare core, up to 8."""
+    if cfg_loader.workers >= 0:
+        return cfg_loader.workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if getattr(device, "type", str(device)) == "cpu":
+        return 0 if cores <= 2 else min(8, cores // 4)
+    return min(8, max(cores - 1, 0))
 
 
 def build_cache(cfg_loader, spec: ClipSpec) -> DecodedCache | None:

@@ -36,7 +36,7 @@ from ..clustering.kmeans import kmeans
 from ..clustering.metrics import cluster_size_stats, label_report, nmi
 from ..config import PretrainConfig, validate
 from ..data.dataset import (
-    MODALITIES, SkipReport, build_cache, clip_spec, collate_clips, make_dataset, prepare_entries,
+    MODALITIES, SkipReport, build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries,
 )
 from ..data.views import window_modality
 from ..data.manifest import Manifest, load_manifest
@@ -212,7 +212,7 @@ class Pretrainer:
 
     # --- loaders -----------------------------------------------------------------------------
     def _loader(self, dataset, batch_size=1, batch_sampler=None) -> DataLoader:
-        workers = self.cfg.loader.workers
+        workers = num_workers(self.cfg.loader, self.device)
         kw = {"batch_sampler": batch_sampler} if batch_sampler is not None else {"batch_size": batch_size}
         return DataLoader(
             dataset, shuffle=False, num_workers=workers, collate_fn=collate_clips,

@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader
 
 from ..config import preset as preset_config
 from ..data.dataset import (
-    SkipReport, VideoEntry, build_cache, clip_spec, collate_clips, logmel_config, make_dataset, prepare_entries,
+    SkipReport, VideoEntry, build_cache, clip_spec, collate_clips, logmel_config, make_dataset, num_workers,
+    prepare_entries,
 )
 from ..data.manifest import Manifest
 from ..data.probe_index import probe_manifest
@@ -159,10 +160,10 @@ def clip_outputs(module, modality: str, cfg, entries: list[VideoEntry], clips: i
     # Batches name a video by entry.index, which need not be its position in ``entries``.
     first_row = np.zeros(max(e.index for e in entries) + 1, dtype=np.int64)
     first_row[[e.index for e in entries]] = np.searchsorted(video, np.arange(len(entries)))
-    workers = cfg.loader.workers
+    dev = pick_device(device)
+    workers = num_workers(cfg.loader, dev)
     loader = DataLoader(dataset, batch_size=batch_size or cfg.optim.batch_size, shuffle=False,
                         num_workers=workers, collate_fn=collate_clips, prefetch_factor=2 if workers else None)
-    dev = pick_device(device)
     skips = SkipReport()
     try:
         out = extract_features({"features": (module.to(dev), modality)},

@@ -22,7 +22,9 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
-from ..data.dataset import SkipReport, build_cache, clip_spec, collate_clips, make_dataset, prepare_entries
+from ..data.dataset import (
+    SkipReport, build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries,
+)
 from ..data.probe_index import probe_manifest
 from ..engine.precision import autocast
 from ..engine.pretrain import TrainingDiverged, pick_device
@@ -74,7 +76,7 @@ class _Run:
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
         dataset = make_dataset(self.cfg, entries, self.spec, "train", seed=self.seed, cache=self.cache)
         n = self.epoch_size or len(entries)
-        workers = self.cfg.loader.workers
+        workers = num_workers(self.cfg.loader, self.device)
         model.train()
         for epoch in range(self.epochs):
             dataset.set_epoch(epoch)

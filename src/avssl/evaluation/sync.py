@@ -20,7 +20,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader
 
-from ..data.dataset import build_cache, clip_spec, collate_clips, make_dataset, prepare_entries
+from ..data.dataset import build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries
 from ..data.probe_index import probe_manifest
 from ..encoders import load_method
 from ..engine.precision import autocast
@@ -70,7 +70,7 @@ def embed_clips(method, cfg, entries, clips, device, batch_size):
     spec = clip_spec(cfg)
     dataset = make_dataset(cfg, entries, spec, "test", clips_per_video=clips, cache=build_cache(cfg.loader, spec))
     loader = DataLoader(dataset, batch_size=batch_size or cfg.optim.batch_size, shuffle=False,
-                        num_workers=cfg.loader.workers, collate_fn=collate_clips)
+                        num_workers=num_workers(cfg.loader, device), collate_fn=collate_clips)
     video, clip, ev, ea = [], [], [], []
     for batch in loader:
         if "index" not in batch:
