@@ -87,3 +87,31 @@ def test_fractions_resume_and_fc_only_vs_full_finetuning(tiny_world, tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert "| method | pretraining videos | k | video linear top-1 (%) | video finetune top-1 (%) | seeds |" in md
     assert (tmp_path / "results.png").stat().st_size > 1000
+
+
+def test_several_label_sets_get_a_column_each(tiny_world, tmp_path):
+    """Two labellings of the same videos (like devbench's object and category manifests): one
+    pretraining run, evaluated on each; results named by the manifests' file stems."""
+    import csv
+
+    rows = list(csv.DictReader(open(tiny_world)))
+    classes = sorted({r["label"] for r in rows})
+    coarse = tmp_path / "coarse.csv"
+    with open(coarse, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["path", "label", "split"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({"path": str((tiny_world.parent / r["path"]).resolve()), "split": r["split"],
+                        "label": "first" if classes.index(r["label"]) < len(classes) // 2 else "second"})
+    out = tmp_path / "sweep"
+    r = sweep(tiny_world, out, methods=["scratch", "xdc"], eval_data=[tiny_world, coarse], overrides=["iterations=1"],
+              **TINY)
+    assert r["metrics"] == ["manifest video linear", "coarse video linear"]
+    assert r["states"] == {"trained": 1, "resumed": 0, "reused": 0, "random": 1}
+    for row in r["rows"]:
+        assert set(row["mean"]) == set(r["metrics"])
+    fine = json.loads((out / "eval" / "xdc-cpu-tiny-k4-s0" / "manifest" / "video-linear" / "linear.json").read_text())
+    two = json.loads((out / "eval" / "xdc-cpu-tiny-k4-s0" / "coarse" / "video-linear" / "linear.json").read_text())
+    assert fine["data"] != two["data"]
+    assert "| method | k | manifest video linear top-1 (%) | coarse video linear top-1 (%) | seeds |" in \
+        (out / "results.md").read_text()

@@ -134,13 +134,12 @@ def sweep(data, out, *, methods, presets=("demo",), ks=None, fractions=None, see
           subset_seed: int = 0, progress: bool = True) -> dict:
     """Pretrain (or reuse / resume) every run of the sweep, evaluate each, and write the results table and
     plot into ``out``; returns the content of ``results.json``."""
-    from .evaluation.splits import open_manifest
 
     out = Path(out)
     t0 = time.perf_counter()
     runs = plan(methods, presets, ks, fractions, seeds)
     pools = pretraining_pools(data, out, fractions, subset_seed)
-    eval_manifest = open_manifest(eval_data if eval_data is not None else data)
+    evals = eval_sets(eval_data if eval_data is not None else data)
     records = []
     for spec in runs:
         pool, n_videos = pools[spec.fraction] if spec.method != "scratch" else (None, None)
@@ -162,10 +161,11 @@ def sweep(data, out, *, methods, presets=("demo",), ks=None, fractions=None, see
             if finetune:
                 jobs.append(("finetune", {"epochs": finetune_epochs, "test_clips": eval_clips},
                              {"epochs": finetune_epochs, "test_clips": eval_clips}))
-            for kind, kw, settings in jobs:
-                r, reused = _evaluation(kind, encoders, eval_manifest, out / "eval" / spec.name / f"{modality}-{kind}",
-                                        {"data": str(eval_manifest.source), "settings": settings}, **common, **kw)
-                record["metrics"][f"{modality} {kind}"] = r["mean"]["accuracy"]
+            for (set_name, manifest), (kind, kw, settings) in itertools.product(evals.items(), jobs):
+                where = out / "eval" / spec.name / (f"{set_name}/" if set_name else "") / f"{modality}-{kind}"
+                r, reused = _evaluation(kind, encoders, manifest, where,
+                                        {"data": str(manifest.source), "settings": settings}, **common, **kw)
+                record["metrics"][f"{set_name} {modality} {kind}".strip()] = r["mean"]["accuracy"]
                 record["reused_evaluations"] += int(reused)
         log.info("%s (%s): %s", spec.name, state,
                  ", ".join(f"{k} {pct(v)}" for k, v in record["metrics"].items()))
@@ -173,7 +173,7 @@ def sweep(data, out, *, methods, presets=("demo",), ks=None, fractions=None, see
     rows = aggregate(records)
     metrics = list(dict.fromkeys(m for r in records for m in r["metrics"]))
     x_axis = _x_axis(runs, fractions)
-    result = {"data": str(data), "eval_data": str(eval_manifest.source), "methods": list(methods),
+    result = {"data": str(data), "eval_data": [str(m.source) for m in evals.values()], "methods": list(methods),
               "presets": list(presets), "ks": list(ks) if ks else None, "fractions": list(fractions) if fractions else None,
               "seeds": list(seeds), "metrics": metrics, "x_axis": x_axis, "runs": records, "rows": rows,
               "states": {s: sum(r["state"] == s for r in records) for s in ("trained", "resumed", "reused", "random")},
@@ -184,6 +184,21 @@ def sweep(data, out, *, methods, presets=("demo",), ks=None, fractions=None, see
     result["markdown"] = markdown
     atomic_write_text(out / "results.json", json.dumps(result, indent=2, default=str) + "\n")
     return result
+
+
+def eval_sets(eval_data) -> dict:
+    """{name: manifest} of one labelled manifest (name "") or several (a list, or paths joined by
+    commas; named by file stem, e.g. ``object`` and ``category`` label sets of the same videos)."""
+    from .evaluation.splits import open_manifest
+
+    if isinstance(eval_data, str) and "," in eval_data:
+        eval_data = [p for p in eval_data.split(",") if p]
+    if not isinstance(eval_data, (list, tuple)):
+        return {"": open_manifest(eval_data)}
+    sets = {Path(str(getattr(d, "source", d))).stem: open_manifest(d) for d in eval_data}
+    if len(sets) != len(eval_data):
+        raise ConfigError("--eval-data: the manifests need distinct file names (they name the result columns)")
+    return sets
 
 
 def _modalities(encoders) -> set:
@@ -326,7 +341,8 @@ def register(sub) -> None:
     p.add_argument("--fractions", type=_csv(float), help="pretraining-set fractions, e.g. 0.25,0.5,1: accuracy "
                                                          "against pretraining size")
     p.add_argument("--data", required=True, help="pretraining manifest (its test items are left out)")
-    p.add_argument("--eval-data", help="labelled manifest with a split (or folds) to evaluate on (default --data)")
+    p.add_argument("--eval-data", help="labelled manifest with a split (or folds) to evaluate on (default --data); "
+                                       "several, comma-separated, give a column each (named by file stem)")
     p.add_argument("--out", required=True, help="sweep folder (rerun the same command to reuse and resume)")
     p.add_argument("--modalities", type=_csv(str), default=["video"], help="encoders to evaluate (default video)")
     p.add_argument("--finetune", action="store_true", help="also full fine-tuning (XDC Table 5: fc-only vs all)")
