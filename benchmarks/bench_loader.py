@@ -68,7 +68,6 @@ from avssl.data.logmel import LogMelSpectrogram
 from avssl.data.manifest import Manifest, ManifestItem
 from avssl.data.media import decode_clip, probe
 from avssl.data.probe_index import ProbeIndex
-from avssl.data.transforms import to_tensor_video
 from avssl.data.writer import write_av
 
 GOALS = {"sampler_over_raw_min": 0.8, "logmel_over_decode_max": 0.05}
@@ -190,12 +189,7 @@ def raw_decode(path: str, start: float, num_frames: int, fps: float, audio_durat
 
 def post_decode(ds, frames: np.ndarray, wave: np.ndarray, rng: np.random.Generator):
     """What ``ClipDataset.__getitem__`` does after decoding, on pre-decoded arrays."""
-    x = to_tensor_video(frames)
-    video = ds.video_tf(x, rng)
-    w = torch.from_numpy(np.ascontiguousarray(wave))
-    w = ds.wave_tf(w, rng)
-    spec = ds.spec_tf(ds.logmel(w)[0], rng)
-    return video, spec
+    return ds.video_tensor(frames, rng), ds.audio_tensor(wave, rng)
 
 
 def dataloader(ds, workers: int, batch_size: int):

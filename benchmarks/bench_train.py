@@ -12,8 +12,9 @@ ResNet-18, 8x32x32 clips, 40x100 log-mel, batch 32) with XDC, in one process, va
               forward/backward/step on the same pre-collated batches.  Goal: bare / engine time >= 0.95
   loader      the engine's epoch with real loading (the preset's decoded cache, crops, flips, log-mel,
               its DataLoader workers) against the same epoch on pre-decoded items.  Goal: <= 1.10
-  iteration   one whole XDC iteration (extract, k-means, train) with the defaults before issue #6
-              (fp32, contiguous) and now (``precision=auto``, ``memory_format=auto``), stage by stage
+  iteration   one whole XDC iteration (extract, k-means, train) with the settings before issue #6
+              (fp32, contiguous, 2 loader workers) and today's defaults (``precision``,
+              ``memory_format`` and ``loader.workers`` auto), stage by stage
 
     python benchmarks/bench_train.py --out train.json --md train.md     # about 10 min on 2 cores
     python benchmarks/bench_train.py --quick --out /tmp/q.json          # seconds; used by the tests
@@ -161,7 +162,7 @@ def bare_epoch(method, optimizer, batches, precision, memory_format) -> int:
 def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
     from dataclasses import replace
 
-    from avssl.data.dataset import collate_clips
+    from avssl.data.dataset import collate_clips, num_workers
     from avssl.engine.pretrain import IterationContext, Pretrainer
     from avssl.engine.schedule import build_optimizer
 
@@ -176,7 +177,7 @@ def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
     train = [pre_set[i] for i in trainer.train_indices]
     bs = o.batch_size
     batches = [collate_clips(train[i:i + bs]) for i in range(0, len(train) - bs + 1, bs)]  # drop_last, as the engine
-    workers = cfg.loader.workers
+    workers = num_workers(cfg.loader, trainer.device)
 
     def engine(dataset, loader_workers):
         trainer.train_set = dataset
@@ -226,13 +227,15 @@ def part_iteration(quick: bool, workdir: Path) -> list[dict]:
 
     data = world(quick, workdir)
     rows = []
-    for label, precision, layout in (("before #6", "fp32", "contiguous"), ("now (defaults)", "auto", "auto")):
-        cfg = config(quick, iterations=1, precision=precision, memory_format=layout, **{"optim.early_stop": 0})
+    for label, precision, layout, workers in (("before #6", "fp32", "contiguous", 2), ("now (defaults)", "auto", "auto", -1)):
+        cfg = config(quick, iterations=1, precision=precision, memory_format=layout,
+                     **{"optim.early_stop": 0, "loader.workers": workers})
         run = pretrain(cfg, data, workdir / f"iteration-{precision}-{layout}", progress=False)
         summary = [r for r in map(json.loads, (run.run_dir / "metrics.jsonl").read_text().splitlines())
                    if r.get("summary")][0]
         t = summary["times"]
         rows.append({"variant": label, "precision": summary["precision"], "memory_format": summary["memory_format"],
+                     "loader_workers": workers,
                      "epochs": cfg.optim.max_epochs,
                      **{k: t.get(k, 0.0) for k in ("extract", "cluster", "train", "total")}})
     before, now = rows
@@ -264,9 +267,9 @@ def markdown(result: dict) -> str:
                   f"{e['engine_over_bare']:.3f} {'met' if e['goal_engine_met'] else 'MISSED'} | "
                   f"{e['real_over_predecoded']:.3f} {'met' if e['goal_loader_met'] else 'MISSED'} |", ""]
     if result.get("iteration"):
-        lines += ["Part iteration: one XDC iteration (seconds)", "", "| variant | precision | layout | epochs | extract | cluster | train | total |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['variant']} | {r['precision']} | {r['memory_format']} | {r['epochs']} | {r['extract']:.1f} | {r['cluster']:.2f} | "
+        lines += ["Part iteration: one XDC iteration (seconds)", "", "| variant | precision | layout | loader.workers | epochs | extract | cluster | train | total |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['variant']} | {r['precision']} | {r['memory_format']} | {r['loader_workers']} | {r['epochs']} | {r['extract']:.1f} | {r['cluster']:.2f} | "
                   f"{r['train']:.1f} | {r['total']:.1f} |" for r in result["iteration"]]
         now = result["iteration"][-1]
         lines += ["", f"Speed-up: train {now['train_speedup']:.2f}x, extract {now['extract_speedup']:.2f}x, "
