@@ -271,9 +271,9 @@ def _cpu_tiny() -> PretrainConfig:
 
 
 def _demo() -> PretrainConfig:
-    """``avssl demo``: cpu-small with a schedule sized so the five deep-clustering methods pretrain and
-    evaluate in about 15 minutes on 2 cores (AVTS and CrissCross add about 3 minutes each), and k set
-    to twice the demo world's 8 classes."""
+    """``avssl demo``: cpu-small with a schedule sized so that all seven methods pretrain and evaluate
+    well within 15 minutes on 2 cores (5.3 minutes with bf16 on the machine of BENCHMARKS.md), and k
+    set to twice the demo world's 8 classes."""
     cfg = _cpu_small()
     cfg.preset = "demo"
     cfg.clustering.k = 16
