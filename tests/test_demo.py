@@ -40,3 +40,15 @@ def test_table_marks_best_and_second_best():
     assert "**70.0**" in video_row and "_60.0_" in video_row and "| 50.0 |" in video_row
     audio_row = next(line for line in md.splitlines() if "audio encoder" in line)
     assert audio_row.endswith("N/A |")
+
+
+def test_scratch_uses_the_same_overrides_as_the_pretrained_runs(tmp_path):
+    """With ``--set video.crop=...`` the Scratch column must be random encoders of that clip size too,
+    or it is not the lower bound of the other columns."""
+    import json
+
+    world = DemoWorldConfig(num_classes=3, clips_per_class=4, duration=2.5, seed=3)
+    run_demo(tmp_path / "demo", methods=("scratch",), preset="cpu-tiny", world=world,
+             overrides=["video.resize=14", "video.crop=12"], progress=False)
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "demo" / "features").glob("video-*/meta.json")]
+    assert metas and all(m["crop"] == 12 and m["clip"]["short_side"] == 14 for m in metas)

@@ -16,6 +16,7 @@ from .config import resolve
 from .data.demo_world import DemoWorldConfig, demo_dataset
 from .data.manifest import load_manifest
 from .engine.checkpoint import atomic_write_text
+from .encoders import scratch_encoders
 from .engine.pretrain import pretrain
 
 log = logging.getLogger("avssl.demo")
@@ -41,8 +42,8 @@ def run_demo(out="avssl-demo", methods=DEFAULT_METHODS, preset: str = "demo", ov
     table, timings = {}, {}
     for method in methods:
         t = time.perf_counter()
-        if method == "scratch":
-            encoders, eval_preset = "scratch", preset
+        if method == "scratch":  # random encoders of the same preset and overrides as the pretrained runs
+            encoders, eval_preset = scratch_encoders(resolve(preset, None, list(overrides)), seed=seed), None
         else:
             encoders, _ = ensure_run(method, train, out / "runs" / method, preset, overrides, seed, progress)
             eval_preset = None
