@@ -15,8 +15,8 @@ from pathlib import Path
 from .config import resolve
 from .data.demo_world import DemoWorldConfig, demo_dataset
 from .data.manifest import load_manifest
+from .encoders import LoadedEncoders, scratch_encoders
 from .engine.checkpoint import atomic_write_text
-from .encoders import scratch_encoders
 from .engine.pretrain import pretrain
 
 log = logging.getLogger("avssl.demo")
@@ -42,17 +42,13 @@ def run_demo(out="avssl-demo", methods=DEFAULT_METHODS, preset: str = "demo", ov
     table, timings = {}, {}
     for method in methods:
         t = time.perf_counter()
-        if method == "scratch":  # random encoders of the same preset and overrides as the pretrained runs
-            encoders, eval_preset = scratch_encoders(resolve(preset, None, list(overrides)), seed=seed), None
-        else:
-            encoders, _ = ensure_run(method, train, out / "runs" / method, preset, overrides, seed, progress)
-            eval_preset = None
+        encoders, _ = ensure_run(method, train, out / "runs" / method, preset, overrides, seed, progress)
         table[method] = {}
         for modality, _ in ROWS:
             if method != "scratch" and modality not in _modalities(encoders):
                 continue
             r = linear_probe(encoders, manifest, out / "eval" / f"{method}-{modality}", modality=modality,
-                             preset=eval_preset, seed=seed, cache_dir=out / "features", progress=progress)
+                             seed=seed, cache_dir=out / "features", progress=progress)
             table[method][modality] = r["mean"]["accuracy"]
         timings[method] = time.perf_counter() - t
         log.info(f"{TITLES.get(method, method)}: " + ", ".join(f"{m} {a * 100:.1f}%" for m, a in table[method].items())
@@ -69,9 +65,13 @@ def run_demo(out="avssl-demo", methods=DEFAULT_METHODS, preset: str = "demo", ov
     return result
 
 
-def ensure_run(method, data, run_dir: Path, preset, overrides, seed, progress) -> tuple[Path, str]:
+def ensure_run(method, data, run_dir: Path, preset, overrides, seed, progress) -> tuple[Path | LoadedEncoders, str]:
     """A finished run in ``run_dir``: reused when finished, resumed when interrupted, else started.
-    Returns the run directory and which of ``reused``, ``resumed`` or ``trained`` happened."""
+    Returns the run directory and which of ``reused``, ``resumed`` or ``trained`` happened. For
+    ``scratch`` (the lower bound) it returns random encoders of the same preset and overrides, and
+    ``random``, without touching ``run_dir``."""
+    if method == "scratch":
+        return scratch_encoders(resolve(preset, None, list(overrides)), seed=seed), "random"
     run_dir = Path(run_dir)
     if (run_dir / "encoders.pt").exists():
         log.info("reusing the finished %s run in %s", method, run_dir)

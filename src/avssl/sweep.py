@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PRESETS, preset as preset_config, resolve
+from .config import PRESETS, preset as preset_config
 from .data.manifest import load_manifest
 from .demo import TITLES, ensure_run
-from .encoders import LoadedEncoders, load_encoders, scratch_encoders
+from .encoders import LoadedEncoders, load_encoders
 from .engine.checkpoint import atomic_write_text
 from .errors import ConfigError
 from .evaluation.splits import pct
@@ -134,7 +134,6 @@ def sweep(data, out, *, methods, presets=("demo",), ks=None, fractions=None, see
           subset_seed: int = 0, progress: bool = True) -> dict:
     """Pretrain (or reuse / resume) every run of the sweep, evaluate each, and write the results table and
     plot into ``out``; returns the content of ``results.json``."""
-
     out = Path(out)
     t0 = time.perf_counter()
     runs = plan(methods, presets, ks, fractions, seeds)
@@ -143,12 +142,10 @@ def sweep(data, out, *, methods, presets=("demo",), ks=None, fractions=None, see
     records = []
     for spec in runs:
         pool, n_videos = pools[spec.fraction] if spec.method != "scratch" else (None, None)
-        if spec.method == "scratch":  # random encoders of the preset, with the sweep's overrides
-            encoders, state = scratch_encoders(resolve(spec.preset, None, overrides), seed=spec.seed), "random"
-        else:
-            extra = [f"clustering.k={spec.k}"] if spec.k is not None else []
-            encoders, state = ensure_run(spec.method, pool, out / "runs" / spec.name, spec.preset,
-                                         [*overrides, *extra], spec.seed, progress)
+        extra = [f"clustering.k={spec.k}"] if spec.k is not None else []
+        # scratch: random encoders of the preset, with the sweep's overrides (no run directory)
+        encoders, state = ensure_run(spec.method, pool, out / "runs" / spec.name, spec.preset,
+                                     [*overrides, *extra], spec.seed, progress)
         record = {**asdict(spec), "name": spec.name, "pretrain_videos": n_videos, "state": state, "metrics": {},
                   "reused_evaluations": 0}
         have = _modalities(encoders)

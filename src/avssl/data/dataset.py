@@ -331,7 +331,8 @@ def num_workers(cfg_loader, device) -> int:
     """DataLoader worker processes: ``loader.workers``, or for -1 (auto) none on a CPU-only machine
     with 2 cores or fewer, where a worker preempts the training threads and every parallel region
     of the step waits for it (BENCHMARKS.md section 4: 2 workers made a demo-preset step 2x slower,
-    loading in the main process 1.2x), and otherwise 2 per spare core, up to 8."""
+    loading in the main process 1.2x); with more CPU cores a quarter of them, and beside a GPU all
+    cores but one, up to 8 either way."""
     if cfg_loader.workers >= 0:
         return cfg_loader.workers
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
