@@ -34,3 +34,29 @@ def tiny_xdc_run(tiny_world, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny_xdc_run") / "xdc"
     return pretrain(resolve("cpu-tiny", "xdc", ["iterations=1"]), tiny_world, out, progress=False).run_dir
+
+
+# --- real ``avssl`` processes (fault, lock and resume tests) ---------------------------------------
+
+def cli(*args) -> list:
+    """The command line of a real ``python -m avssl.cli`` process."""
+    import sys
+
+    return [sys.executable, "-m", "avssl.cli", *map(str, args)]
+
+
+def run_cli(args, env, expect=0, timeout=300):
+    """Run ``args`` to the end; its exit status must be ``expect`` (stderr shown when it is not)."""
+    import subprocess
+
+    p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == expect, p.stderr[-4000:]
+    return p
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """The environment of child processes: one thread, and the tests' isolated cache (module fixtures
+    run before the autouse cache fixture, so the children get it here)."""
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                AVSSL_CACHE_DIR=str(tmp_path_factory.getbasetemp() / "avssl-cache"))

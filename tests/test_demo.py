@@ -52,3 +52,35 @@ def test_scratch_uses_the_same_overrides_as_the_pretrained_runs(tmp_path):
              overrides=["video.resize=14", "video.crop=12"], progress=False)
     metas = [json.loads(p.read_text()) for p in (tmp_path / "demo" / "features").glob("video-*/meta.json")]
     assert metas and all(m["crop"] == 12 and m["clip"]["short_side"] == 14 for m in metas)
+
+
+def test_a_failing_method_is_reported_and_the_demo_goes_on(tmp_path):
+    """A method that cannot run (here XDC asks for more clusters than there are videos) shows as
+    "failed" with its reason; the other methods are still evaluated, results and report are written."""
+    import json
+
+    from avssl.cli import main
+
+    world = DemoWorldConfig(num_classes=3, clips_per_class=4, duration=2.5, seed=3)
+    result = run_demo(tmp_path / "demo", methods=("xdc", "scratch"), preset="cpu-tiny", world=world,
+                      overrides=["clustering.k=1000"], progress=False)
+    assert "k=1000" in result["failed"]["xdc"] and set(result["table"]) == {"scratch"}
+    video_row = next(line for line in result["markdown"].splitlines() if "video encoder" in line)
+    assert video_row.startswith("| demo world, video encoder | failed |")
+    saved = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert saved["failed"] == result["failed"] and "scratch" in saved["table"]
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "k=1000" in page and "Scratch" in page
+    rc = main(["demo", "--out", str(tmp_path / "demo"), "--methods", "xdc,scratch", "--preset", "cpu-tiny",
+               "--set", "clustering.k=1000", "--no-progress"])
+    assert rc == 1  # a demo with a failed method does not exit as a success
+
+
+def test_several_seeds_give_mean_and_spread(tmp_path):
+    world = DemoWorldConfig(num_classes=3, clips_per_class=4, duration=2.5, seed=3)
+    result = run_demo(tmp_path / "demo", methods=("scratch",), preset="cpu-tiny", world=world, seeds=(0, 1),
+                      progress=False)
+    accs = result["per_seed"]["scratch"]["video"]
+    assert len(accs) == 2
+    assert result["table"]["scratch"]["video"] == sum(accs) / 2
+    assert "±" in result["markdown"] and "seeds 0, 1" in result["markdown"]

@@ -1,12 +1,11 @@
 """Faults injected for real: processes SIGKILLed mid-epoch, mid-extraction and mid-write, and a loss that
 really becomes non-finite. Every run here is a real ``python -m avssl.cli`` process on real mp4 files.
 
-Determinism: on CPU, with one thread, a run resumed from its last checkpoint ends bitwise equal to an
+Determinism: on CPU, with one thread and fp32 (the precision is pinned), a run resumed from its last checkpoint ends bitwise equal to an
 uninterrupted run with the same seed (every random choice is derived from (seed, iteration, epoch,
 item), and the checkpoint carries the weights, optimiser state, pseudo-labels and torch RNG state).
 """
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,32 +18,24 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import cli, run_cli
 from avssl.cli import main
 from avssl.encoders import load_encoders
 from avssl.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
 
 # Long enough epochs (8 steps) that a kill lands inside one; 3 epochs, no early stop, 2 iterations.
-RUN = ["--method", "xdc", "--preset", "cpu-tiny", "--no-progress", "--seed", "3",
+RUN = ["--method", "xdc", "--preset", "cpu-tiny", "--no-progress", "--seed", "3", "--set", "precision=fp32",
        "--set", "optim.epoch_size=64", "--set", "optim.max_epochs=3", "--set", "optim.early_stop=0"]
 POLL = 0.01
 TIMEOUT = 120
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    # Module fixtures run before the autouse cache fixture: give the children the isolated cache here.
-    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                AVSSL_CACHE_DIR=str(tmp_path_factory.getbasetemp() / "avssl-cache"))
 
 
-def cli(*args):
-    return [sys.executable, "-m", "avssl.cli", *map(str, args)]
 
 
 def run(args, env, expect=0):
-    p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=TIMEOUT)
-    assert p.returncode == expect, p.stderr[-3000:]
-    return p
+    return run_cli(args, env, expect, TIMEOUT)
 
 
 def wait_for(proc, condition, what):
@@ -292,34 +283,31 @@ def test_a_truncated_last_checkpoint_is_a_clear_error_on_resume(tiny_world, tmp_
 # --- a loss that really becomes non-finite ----------------------------------------------------------
 
 def test_non_finite_loss_stops_the_run_naming_iteration_and_step(tiny_world, tmp_path, capsys):
-    """lr=1e30: the first SGD step blows the weights up, and the next forward's loss is NaN. One step per
-    epoch (epoch_size = batch_size), so that epoch 0 ends and is checkpointed first; no validation split,
-    so the checkpointed epoch is not judged by its (equally non-finite) validation loss."""
+    """lr=1e30: the first SGD step blows the weights up, and the next forward's loss is NaN (two steps per
+    epoch, so the second step of epoch 0 meets it). Nothing is checkpointed as good."""
     out = tmp_path / "run"
     args = ["pretrain", *RUN, "--data", str(tiny_world), "--out", str(out), "--set", "optim.lr=1e30",
-            "--set", "optim.epoch_size=8", "--set", "optim.val_fraction=0"]
+            "--set", "optim.epoch_size=16", "--set", "optim.val_fraction=0"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert re.search(r"avssl: error: the training loss became (nan|inf|-inf) at iteration 0, epoch 1, step 0;", err)
-    assert f"the last good checkpoint is {out / 'checkpoints' / 'last.pt'}" in err and "Traceback" not in err
-    state = load_checkpoint(out / "checkpoints" / "last.pt")  # kept, loadable, finite
-    assert (state["iteration"], state["epoch"], state["iteration_done"]) == (0, 1, False)
-    assert all(bool(torch.isfinite(v).all()) for v in state["method"].values()
-               if torch.is_tensor(v) and v.is_floating_point())
-    assert not (out / "encoders.pt").exists()
-    assert [r["epoch"] for r in metrics(out)] == [0]
-    # Resuming does not paper over it: the same divergence, at the same place.
-    assert main(args + ["--resume"]) == 2
-    assert re.search(r"the training loss became (nan|inf|-inf) at iteration 0, epoch 1, step 0", capsys.readouterr().err)
+    assert re.search(r"avssl: error: the training loss became (nan|inf|-inf) at iteration 0, epoch 0, step 1;", err)
+    assert "no checkpoint was written before" in err and "optim.lr=1e+29" in err and "Traceback" not in err
+    assert not (out / "checkpoints" / "last.pt").exists() and not (out / "encoders.pt").exists()
 
 
-def test_non_finite_validation_loss_is_not_checkpointed_as_good(tiny_world, tmp_path, capsys):
+def test_exploded_weights_are_not_checkpointed_as_good(tiny_world, tmp_path, capsys):
+    """One step per epoch: the loss of epoch 0 is finite, but the weights it leaves are not; the weight
+    guard stops the run before they are checkpointed, and a resume meets the same stop."""
     out = tmp_path / "run"
     args = ["pretrain", *RUN, "--data", str(tiny_world), "--out", str(out), "--set", "optim.lr=1e30",
             "--set", "optim.epoch_size=8"]
     assert main(args) == 2
-    assert "validation loss became nan after iteration 0, epoch 0" in capsys.readouterr().err
-    assert not (out / "checkpoints" / "last.pt").exists()
+    err = capsys.readouterr().err
+    assert "avssl: error: the weights exploded in iteration 0, epoch 0 (encoders." in err and "Traceback" not in err
+    assert not (out / "checkpoints" / "last.pt").exists() and not (out / "encoders.pt").exists()
+    assert metrics(out) == []
+    assert main(args + ["--resume"]) == 2
+    assert "the weights exploded in iteration 0, epoch 0" in capsys.readouterr().err
 
 
 # --- evaluation features: an extraction killed halfway --------------------------------------------

@@ -2,6 +2,7 @@
 that a bf16 run trains (real steps on real clips)."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,7 +53,11 @@ def test_bf16_training_steps_fit_a_batch_of_real_clips(tiny_world, tmp_path):
     from avssl.data.dataset import collate_clips
     from avssl.engine.pretrain import IterationContext, Pretrainer
 
+    if not native_bf16(torch.device("cpu")):
+        pytest.skip("this CPU has no native bf16 (no AMX or AVX512-BF16): bf16 would be emulated")
     trainer = Pretrainer(resolve("cpu-tiny", "xdc", ["precision=bf16"]), tiny_world, tmp_path / "run", progress=False)
+    if trainer.precision_plan.fp32_layers:
+        pytest.skip(f"bf16 is not right for every layer on this CPU: {trainer.precision_plan.reason}")
     trainer.method.begin_iteration(IterationContext(trainer, 0))
     trainer.train_set.set_epoch(0)
     batch = collate_clips([trainer.train_set[i] for i in trainer.train_indices[:8]])
@@ -104,3 +109,24 @@ def test_run_records_memory_format(tiny_world, tmp_path):
     run = pretrain(cfg, tiny_world, tmp_path / "run", progress=False)
     summary = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
     assert summary["memory_format"] == "channels_last_3d"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_demo_preset_trains_with_finite_losses_and_sane_weights(tiny_world, tmp_path, precision):
+    """A short XDC run at the demo preset's networks and clips, in fp32 and in what ``auto`` picks here
+    (bf16 where it is checked right and faster): finite losses, weights within the guard's limits."""
+    from avssl.encoders import load_encoders
+    from avssl.engine.guards import weight_problems
+    from avssl.engine.pretrain import pretrain
+
+    cfg = resolve("demo", "xdc", ["iterations=2", "optim.max_epochs=2", "optim.batch_size=8", "clustering.k=4",
+                                  f"precision={precision}"])
+    run = pretrain(cfg, tiny_world, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if "loss" in r and not r.get("summary")]
+    assert len(epochs) == 4
+    assert all(np.isfinite([r["loss"], r["val_loss"], r["grad_norm"]]).all() for r in epochs)
+    summary = [r for r in records if r.get("summary")][-1]
+    assert summary["precision_check"]["reason"]  # what it ran in, and why, is on the record
+    for module in load_encoders(run.run_dir).modules.values():
+        assert weight_problems(module) == []

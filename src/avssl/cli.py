@@ -1,46 +1,164 @@
-"""The ``avssl`` command: one subcommand per job (demo, data, pretrain, extract, eval)."""
+"""The ``avssl`` command: one subcommand per job (pretrain, presets, status, demo, data, extract, eval ...).
+
+Building the parser imports argparse and light modules only (``config``, ``method_names`` and each
+command module's ``register``); torch, faiss, scikit-learn and PyAV are imported by the functions
+that run a command, so ``avssl --help`` and every ``--help`` answer at once.
+"""
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import re
 import sys
+import textwrap
 
 from . import __version__
 from .errors import AvsslError
 
+# Settings a resumed run may change: more iterations extend it, and it may continue on another device
+# (the same exceptions as the engine's own check, ``Pretrainer._check_resume_config``).
+# --- help ------------------------------------------------------------------------------------------
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's help with each option's default where it says something (not for flags, required
+    options and options without a value), descriptions kept in paragraphs and bullet lists, and the
+    reST ``code`` markup of docstrings dropped."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or "default" in text.lower() or not _shows_default(action):
+            return text
+        return f"{text} (default: {_default_text(action.default)})"
+
+    def _expand_help(self, action) -> str:
+        return super()._expand_help(action).replace("``", "")
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = []
+        for paragraph in re.split(r"\n\s*\n", textwrap.dedent(text.replace("``", "")).strip()):
+            for item in re.split(r"\n(?=\s*[-*] )", paragraph):  # a bullet starts a new line
+                item = " ".join(item.split())
+                hang = "  " if item.startswith(("- ", "* ")) else ""
+                lines.append(textwrap.fill(item, width, initial_indent=indent, subsequent_indent=indent + hang))
+            lines.append("")
+        return "\n".join(lines).rstrip()
+
+
+def _shows_default(action) -> bool:
+    flag = isinstance(action, (argparse._StoreConstAction, argparse._HelpAction, argparse._VersionAction,
+                               argparse._CountAction))  # store_true/store_false are store-const actions
+    empty = action.default is None or action.default is argparse.SUPPRESS or action.default == []
+    return bool(action.option_strings) and not action.required and not flag and not empty
+
+
+def _default_text(default) -> str:
+    text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) \
+        if isinstance(default, (list, tuple)) else str(default)
+    return text.replace("%", "%%")
+
+
+class _SubParsers(argparse._SubParsersAction):
+    """Subcommands whose registration gives no description get their one-line help as one."""
+
+    def add_parser(self, name, **kwargs):
+        short = kwargs.get("help")
+        if kwargs.get("description") is None and short:
+            kwargs["description"] = short[0].upper() + short[1:] + ("" if short.endswith(".") else ".")
+        return super().add_parser(name, **kwargs)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of ``avssl`` and of every subcommand (``add_subparsers`` makes more of this class)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _SubParsers)
+
+
+# --- shared options --------------------------------------------------------------------------------
+
+def add_config_options(p, *, preset_help: str | None = None, set_help: str | None = None,
+                       config_help: str | None = None) -> None:
+    """``--preset`` (unless ``preset_help`` is ``False``), ``--config FILE`` and ``--set KEY=VALUE``,
+    merged by ``avssl.config.resolve``: preset < config file < --set."""
+    from .config import PRESETS
+
+    if preset_help is not False:  # no argparse choices: an unknown name gets resolve's "did you mean"
+        p.add_argument("--preset", metavar="PRESET",
+                       help=(preset_help or "named config to start from") + f"; one of {', '.join(PRESETS)} "
+                                                                           "(see avssl presets)")
+    p.add_argument("--config", metavar="FILE",
+                   help=config_help or "YAML or JSON file with any part of the config tree (a run's config.json "
+                                       "is one); its values override the preset's, --set overrides them")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=set_help or "override one config value, e.g. --set optim.lr=0.02 (repeatable; wins over "
+                                    "--config)")
+
+
+# --- pretrain --------------------------------------------------------------------------------------
 
 def _add_pretrain(sub) -> None:
-    from .config import PRESETS
-    from .methods import METHODS
+    from .config import DEFAULT_PRESET
+    from .method_names import USER_METHODS
 
     p = sub.add_parser("pretrain", help="pretrain a method on a manifest or folder of videos",
-                       description="Self-supervised pretraining. Writes config, checkpoints, metrics and "
-                                   "the final encoders (encoders.pt) to --out.")
-    p.add_argument("--method", required=True, choices=sorted(METHODS))
-    p.add_argument("--data", required=True, help="manifest CSV (path[,label,split]) or a folder of videos")
+                       description="Self-supervised pretraining. Writes config, checkpoints, metrics and the final "
+                                   "encoders (encoders.pt) to --out. The config is built in this order, later steps "
+                                   "winning: --preset, --method, --config FILE, --set KEY=VALUE, then --iterations "
+                                   "and --seed. With --resume, the run's own config.json is the config: options "
+                                   "that ask for a different value are refused.")
+    p.add_argument("--method", choices=USER_METHODS, metavar="METHOD",
+                   help=f"pretext method, one of {', '.join(USER_METHODS)}; required, except when --config names "
+                        "one or --resume finds the run's config.json")
+    p.add_argument("--data", help="manifest CSV (path[,label,split]) or a folder of videos; required, except with "
+                                  "--resume, which defaults to the videos the run trained on (its videos.csv)")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--preset", default="cpu-small", choices=sorted(PRESETS))
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.lr=0.02 --set clustering.k=64 (repeatable)")
-    p.add_argument("--iterations", type=int, help="shortcut for --set iterations=N")
-    p.add_argument("--seed", type=int, help="shortcut for --set seed=N")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    add_config_options(p, preset_help=f"named config to start from (default: the --config file's preset, else "
+                                      f"{DEFAULT_PRESET}; with --resume the run's)")
+    p.add_argument("--iterations", type=int, help="shortcut for --set iterations=N (applied after --set)")
+    p.add_argument("--seed", type=int, help="shortcut for --set seed=N (applied after --set)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, with its saved config (starts a new "
+                        "run when --out holds none)")
+    p.add_argument("--allow-data-change", action="store_true",
+                   help="with --resume: continue although the usable videos differ from those the run recorded "
+                        "(videos.csv), matching them by path; a method with pseudo-labels goes back to its last "
+                        "finished iteration and clusters the new data first (without this flag such a resume is "
+                        "refused, listing the differences)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.set_defaults(func=_run_pretrain)
 
 
 def _run_pretrain(args) -> int:
-    from .config import resolve
-    from .engine.pretrain import pretrain
+    from pathlib import Path
+
+    from .config import load_config_file, resolve
+    from .errors import ConfigError
 
     overrides = list(args.overrides)
     if args.iterations is not None:
         overrides.append(f"iterations={args.iterations}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    cfg = resolve(args.preset, args.method, overrides)
-    result = pretrain(cfg, args.data, args.out, resume=args.resume, progress=not args.no_progress)
+    resuming = args.resume and (Path(args.out) / "config.json").exists()
+    if resuming:
+        cfg = resumed_config(args.out, args.method, args.preset, overrides, args.config)
+    else:
+        if args.method is None and (args.config is None or "method" not in load_config_file(args.config)):
+            raise ConfigError("pretrain needs --method (or a --config file that names one, or --resume of an "
+                              f"existing run); methods: {', '.join(_user_methods())}")
+        cfg = resolve(args.preset, args.method, overrides, config_file=args.config)
+    data = args.data
+    if data is None:
+        if not resuming:
+            raise ConfigError("pretrain needs --data: a manifest CSV (path[,label,split]) or a folder of videos")
+        data = _run_videos(args.out)
+    from .engine.pretrain import pretrain  # torch and faiss: after the config is known to be right
+
+    result = pretrain(cfg, data, args.out, resume=args.resume, progress=not args.no_progress,
+                      allow_data_change=args.allow_data_change)
     from .engine import distributed
 
     if distributed.is_main():
@@ -48,17 +166,97 @@ def _run_pretrain(args) -> int:
     return 0
 
 
+def resumed_config(out, method=None, preset=None, overrides=(), config_file=None):
+    """The config to resume the run in ``out`` with: its ``config.json``, where ``method``, ``preset``,
+    the values of ``config_file`` and ``overrides`` may only repeat what it holds, except the keys of
+    ``config.RESUME_CHANGEABLE`` (the learning rate and its schedule, precision, device...). Otherwise one
+    ConfigError names every differing value, old -> new."""
+    import json
+    from pathlib import Path
+
+    from .config import (RESUME_CHANGEABLE, PretrainConfig, apply_overrides, config_differences, load_config_file,
+                         tree_overrides, validate)
+    from .errors import ConfigError
+
+    saved = PretrainConfig.load(Path(out) / "config.json")
+    asked = [f"{key}={json.dumps(value)}" for key, value in (("method", method), ("preset", preset)) if value]
+    if config_file is not None:
+        asked += tree_overrides(load_config_file(config_file))
+    cfg = apply_overrides(saved, [*asked, *overrides])
+    changed = config_differences(saved, cfg, ignore=RESUME_CHANGEABLE)
+    if changed:
+        lines = "\n  ".join(f"{key}: {json.dumps(old)} -> {json.dumps(new)}" for key, old, new in changed)
+        raise ConfigError(f"--resume continues {out} with its saved config ({Path(out) / 'config.json'}); "
+                          f"these options ask for different values:\n  {lines}\n"
+                          f"drop them to resume (only {', '.join(sorted(RESUME_CHANGEABLE))} may change), "
+                          f"or start a new run in another --out")
+    return validate(cfg)
+
+
+def _run_videos(out):
+    """The videos a run trained on (its ``videos.csv``: path and label) as a manifest."""
+    from pathlib import Path
+
+    from .data.manifest import Manifest, ManifestItem
+    from .evaluation.cluster_report import read_run_videos
+
+    paths, labels = read_run_videos(out)
+    logging.getLogger("avssl").info("--resume without --data: the %d videos of %s", len(paths),
+                                    Path(out) / "videos.csv")
+    return Manifest([ManifestItem(p, label) for p, label in zip(paths, labels)], str(Path(out) / "videos.csv"))
+
+
+def _user_methods() -> tuple:
+    from .method_names import USER_METHODS
+
+    return USER_METHODS
+
+
+# --- presets ---------------------------------------------------------------------------------------
+
+def _add_presets(sub) -> None:
+    from .config import PRESETS
+
+    p = sub.add_parser("presets", help="list the named configs, or print one in full (YAML)",
+                       description="Without NAME: each preset with one line on what it is for. With NAME: the "
+                                   "preset's full config as YAML, which works as --config FILE (edit a copy).")
+    p.add_argument("name", nargs="?", metavar="NAME", help=f"preset to print in full: {', '.join(PRESETS)}")
+    p.add_argument("--method", choices=_user_methods(), metavar="METHOD",
+                   help="show the preset as that method would run it (the config's method field)")
+    p.set_defaults(func=_run_presets)
+
+
+def _run_presets(args) -> int:
+    from .config import PRESETS, preset_summary, resolve, to_yaml
+
+    if args.name is None:
+        width = max(map(len, PRESETS))
+        for name in PRESETS:
+            print(f"{name:<{width}}  {preset_summary(name)}")
+        print("\nIn full (YAML, usable as --config FILE): avssl presets NAME")
+        return 0
+    cfg = resolve(args.name, args.method)
+    print(to_yaml(cfg, f"preset {args.name}: {preset_summary(args.name)}\n"
+                       f"usable as: avssl pretrain --config FILE ... (any subset of these keys)"), end="")
+    return 0
+
+
+# --- the command -----------------------------------------------------------------------------------
+
 # Modules that add their own subcommands with a ``register(subparsers)`` function, in --help order.
-COMMAND_MODULES = ["demo", "evaluation.commands", "data.commands", "sweep", "longclip", "visualize", "weights_commands"]
+# Each must import only light modules at the top: building the parser imports all of them.
+COMMAND_MODULES = ["status", "demo", "evaluation.commands", "data.commands", "sweep", "longclip", "visualize",
+                   "weights_commands"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avssl", description="Self-supervised audio-visual learning: XDC and friends.")
+    parser = ArgumentParser(prog="avssl", description="Self-supervised audio-visual learning: XDC and friends.")
     parser.add_argument("--version", action="version", version=f"avssl {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_pretrain(sub)
+    _add_presets(sub)
     for name in COMMAND_MODULES:
         importlib.import_module(f"avssl.{name}").register(sub)
     return parser

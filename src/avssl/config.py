@@ -6,9 +6,12 @@ result can be read back (and a run resumed with exactly the same settings).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 from .errors import ConfigError
 
@@ -81,6 +84,11 @@ class OptimConfig:
     epoch_size: Optional[int] = None  # clips per epoch ("es"); None: one pass over the training videos
     early_stop: int = 3  # stop after this many consecutive increases of the validation loss (0: off)
     val_fraction: float = 0.05  # training videos held out to measure the pseudo-label validation loss
+    # Training clips over which BatchNorm statistics are recomputed with frozen weights after every epoch
+    # and before clustering ("precise BN", engine/precise_bn.py), so the eval-mode network matches the
+    # weights; 0 keeps the running averages of training.
+    precise_bn_clips: int = 256
+    clip_grad_norm: Optional[float] = None  # clip the gradient's global L2 norm to this value (None: off)
 
 
 @dataclass
@@ -171,9 +179,10 @@ def _from_dict(cls, d: dict, prefix: str, problems: list | None = None):
         problems.append(f"{prefix.rstrip('.')} is a config section (key=value pairs), got {d!r}")
         return None
     known = {f.name: f for f in fields(cls)}
-    unknown = set(d) - set(known)
+    unknown = sorted(set(d) - set(known))
     if unknown:
-        raise ConfigError(f"unknown config key(s) {sorted(prefix + u for u in unknown)}; known: {sorted(known)}")
+        raise ConfigError("; ".join(f"unknown config key {prefix + u!r}{did_you_mean(prefix + u)}" for u in unknown)
+                          + f" (known in {prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(known))})")
     kwargs = {}
     for name, value in d.items():
         sub = _section_type(cls, name)
@@ -220,13 +229,16 @@ def _section_type(cls, name):
 # --- presets -------------------------------------------------------------------------------------
 
 def _paper() -> PretrainConfig:
-    """The XDC paper's recipe: R(2+1)D-18 + ResNet-18, 8x224x224 clips at 30 fps, 2 s 40x100 log-mel,
-    SGD lr 0.01, batch 32, wd 1e-4, Kinetics schedule of Table 10 (we/se/te 10/10/30, gamma 0.01,
-    early stop), k=256 (Table 2's best on Kinetics for UCF101)."""
+    """The XDC paper's Kinetics recipe: R(2+1)D-18 + ResNet-18, 8x224x224 clips, SGD 10/10/30 epochs, k=256.
+
+    R(2+1)D-18 + ResNet-18, 8x224x224 clips at 30 fps, 2 s 40x100 log-mel, SGD lr 0.01, batch 32,
+    wd 1e-4, Kinetics schedule of Table 10 (we/se/te 10/10/30, gamma 0.01, early stop), k=256
+    (Table 2's best on Kinetics for UCF101)."""
     return PretrainConfig(preset="xdc-paper")
 
 
 def _paper_audioset() -> PretrainConfig:
+    """xdc-paper with Table 10's AudioSet schedule: 10/10/45 epochs."""
     cfg = _paper()
     cfg.preset = "xdc-paper-audioset"
     cfg.optim.max_epochs = 45  # Table 10, AudioSet: 10/10/45
@@ -234,6 +246,7 @@ def _paper_audioset() -> PretrainConfig:
 
 
 def _paper_ig() -> PretrainConfig:
+    """xdc-paper with Table 10's IG-Kinetics/IG-Random schedule: 1/3/10 epochs, no early stop."""
     cfg = _paper()
     cfg.preset = "xdc-paper-ig"
     cfg.optim.warmup_epochs, cfg.optim.step_epochs, cfg.optim.max_epochs = 1, 3, 10  # IG-*: 1/3/10, no e-stop
@@ -242,8 +255,10 @@ def _paper_ig() -> PretrainConfig:
 
 
 def _cpu_small() -> PretrainConfig:
-    """Small enough for a laptop CPU: quarter-width networks on 8x64x64 clips, 40x100 log-mel,
-    a few short deep-clustering iterations, every video decoded once into a memory-mapped cache.
+    """Small enough for a laptop CPU: quarter-width networks, 8x64x64 clips, 3 short iterations, k=32.
+
+    Quarter-width networks on 8x64x64 clips, 40x100 log-mel, a few short deep-clustering
+    iterations, every video decoded once into a memory-mapped cache.
     64x64, not 32x32: on real recordings (RESULTS.md section 5) XDC at 32x32 fell below random
     encoders, because the video encoder could not see the objects both modalities share."""
     return PretrainConfig(
@@ -259,7 +274,7 @@ def _cpu_small() -> PretrainConfig:
 
 
 def _cpu_tiny() -> PretrainConfig:
-    """For tests and smoke runs: minimal networks and schedules, minutes become seconds."""
+    """For tests and smoke runs: 1/8-width networks on 4x16x16 clips, 2 iterations of 2 epochs, k=4."""
     return PretrainConfig(
         preset="cpu-tiny",
         iterations=2,
@@ -273,9 +288,11 @@ def _cpu_tiny() -> PretrainConfig:
 
 
 def _demo() -> PretrainConfig:
-    """``avssl demo``: cpu-small with a schedule sized so that all seven methods pretrain and evaluate
-    well within 15 minutes on 2 cores (5.3 minutes with bf16 on the machine of BENCHMARKS.md), and k
-    set to twice the demo world's 8 classes."""
+    """The preset of ``avssl demo``: cpu-small at 8x32x32 with the demo's schedule and k=16.
+
+    cpu-small with a schedule sized so that all seven methods pretrain and evaluate well within 15
+    minutes on 2 cores (5.3 minutes with bf16 on the machine of BENCHMARKS.md), and k set to twice
+    the demo world's 8 classes."""
     cfg = _cpu_small()
     cfg.preset = "demo"
     # The demo world's 64x64 shapes stay recognisable at 32x32, which keeps the demo at 5 minutes
@@ -288,7 +305,9 @@ def _demo() -> PretrainConfig:
 
 
 def _crisscross_paper() -> PretrainConfig:
-    """CrissCross's recipe (Sec. 4.1, App. D, F, G; Table S10, Kinetics-Sound row): R(2+1)D-18 on 8
+    """CrissCross's recipe: R(2+1)D-18 + ResNet-18, 8x112x112 clips, Adam + cosine over 100 epochs, batch 512.
+
+    Sec. 4.1, App. D, F, G; Table S10, Kinetics-Sound row: R(2+1)D-18 on 8
     frames of 112x112 at 16 fps, ResNet-18 on 80x200 log-mel of 2 s (``logmel.CRISSCROSS_LOGMEL``),
     the augmentations of Table 5's best row with Table S1/S2 parameters, Adam with a cosine schedule
     from 2e-4 to 0 over 100 epochs, weight decay 1e-4, batch 512, predictors at a constant 10x rate,
@@ -325,7 +344,7 @@ PRESETS = {
 
 def preset(name: str) -> PretrainConfig:
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}{did_you_mean(str(name), PRESETS)} (presets: {', '.join(PRESETS)})")
     return PRESETS[name]()
 
 
@@ -344,10 +363,10 @@ def apply_overrides(cfg: PretrainConfig, overrides: list[str]) -> PretrainConfig
         parts = key.split(".")
         for p in parts[:-1]:
             if not isinstance(node.get(p), dict):
-                raise ConfigError(f"override {item!r}: {p!r} is not a config section")
+                raise ConfigError(f"override {item!r}: {p!r} is not a config section{did_you_mean(key)}")
             node = node[p]
         if parts[-1] not in node:
-            raise ConfigError(f"override {item!r}: unknown key {key!r}")
+            raise ConfigError(f"override {item!r}: unknown key {key!r}{did_you_mean(key)}")
         node[parts[-1]] = value
     return PretrainConfig.from_dict(d)
 
@@ -364,13 +383,16 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     need(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
     need(o.optimizer in ("sgd", "adam"), f"optim.optimizer must be sgd or adam, got {o.optimizer!r}")
     need(o.schedule in ("step", "cosine"), f"optim.schedule must be step or cosine, got {o.schedule!r}")
-    need(o.batch_size >= 1, f"optim.batch_size must be >= 1, got {o.batch_size}")
+    need(o.batch_size >= 2, f"optim.batch_size must be >= 2 (BatchNorm needs 2 clips per step), got {o.batch_size}")
     need(o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}")
     need(o.max_epochs >= 1, f"optim.max_epochs must be >= 1, got {o.max_epochs}")
     need(o.warmup_epochs >= 0 and o.step_epochs >= 1, "optim.warmup_epochs must be >= 0 and step_epochs >= 1")
     need(0 < o.gamma <= 1, f"optim.gamma must be in (0, 1], got {o.gamma}")
     need(0 <= o.val_fraction < 0.5, f"optim.val_fraction must be in [0, 0.5), got {o.val_fraction}")
     need(o.early_stop >= 0, "optim.early_stop must be >= 0")
+    need(o.precise_bn_clips >= 0, f"optim.precise_bn_clips must be >= 0, got {o.precise_bn_clips}")
+    need(o.clip_grad_norm is None or o.clip_grad_norm > 0,
+         f"optim.clip_grad_norm must be null (off) or > 0, got {o.clip_grad_norm}")
     need(cfg.iterations >= 1, f"iterations must be >= 1, got {cfg.iterations}")
     need(v.num_frames >= 1 and v.fps > 0, "video.num_frames and video.fps must be positive")
     need(0 < v.crop <= v.resize, f"video.crop ({v.crop}) must be positive and <= video.resize ({v.resize})")
@@ -388,10 +410,93 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
          f"memory_format must be auto, contiguous or channels_last_3d, got {cfg.memory_format!r}")
     for name in ("grayscale", "blur", "cutout"):
         need(0 <= getattr(v, name) <= 1, f"video.{name} is a probability in [0, 1], got {getattr(v, name)}")
+    _check_every_field(cfg, need)
     _check_method_sections(cfg, need)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
+
+
+VIDEO_ENCODERS = ("r2plus1d_18", "r3d_18")  # the video builders of models.ENCODERS
+AUDIO_ENCODERS = ("audio_resnet18",)
+SEED_LIMIT = 2**30  # seeds are combined with iteration numbers for faiss, whose seed is a 32-bit int
+
+
+def _check_every_field(cfg: PretrainConfig, need) -> None:
+    """What validate's first checks leave open: no NaN or infinity in any field, and every field in its
+    range or among its choices, so that nothing accepted here fails later in a run."""
+    for name, value in _leaves(cfg.to_dict()):
+        if isinstance(value, float) and not math.isfinite(value):
+            need(False, f"{name} must be a finite number, got {value}")
+    o, v, a, c, lo = cfg.optim, cfg.video, cfg.audio, cfg.clustering, cfg.loader
+    need(0 <= cfg.seed < SEED_LIMIT, f"seed must be in [0, {SEED_LIMIT - 1}], got {cfg.seed}")
+    from .methods import METHODS  # here: the methods import this module
+
+    need(cfg.method in METHODS, f"method must be one of {', '.join(sorted(METHODS))}, got {cfg.method!r}")
+    device = _device_problem(cfg.device)
+    need(device is None, device or "")
+    need(0 <= o.momentum < 1, f"optim.momentum must be in [0, 1), got {o.momentum}")
+    need(o.epoch_size is None or o.epoch_size >= o.batch_size,
+         f"optim.epoch_size (clips per epoch) must be null (one pass over the training videos) or at least "
+         f"optim.batch_size ({o.batch_size}), got {o.epoch_size}")
+    need(c.niter >= 1, f"clustering.niter (k-means iterations) must be >= 1, got {c.niter}")
+    need(c.pca_dim is None or c.pca_dim >= 1, f"clustering.pca_dim must be null (off) or >= 1, got {c.pca_dim}")
+    need(v.encoder in VIDEO_ENCODERS, f"video.encoder must be one of {', '.join(VIDEO_ENCODERS)}, got {v.encoder!r}")
+    need(a.encoder in AUDIO_ENCODERS, f"audio.encoder must be one of {', '.join(AUDIO_ENCODERS)}, got {a.encoder!r}")
+    need(0 <= v.color_jitter <= 1, f"video.color_jitter must be in [0, 1], got {v.color_jitter}")
+    need(0 <= a.volume_jitter < 1, f"audio.volume_jitter must be in [0, 1), got {a.volume_jitter}")
+    need(0 <= a.time_mask <= a.num_frames, f"audio.time_mask must be in [0, audio.num_frames = {a.num_frames}], "
+                                           f"got {a.time_mask}")
+    need(0 <= a.freq_mask <= a.n_mels, f"audio.freq_mask must be in [0, audio.n_mels = {a.n_mels}], got {a.freq_mask}")
+    need(lo.cache_dir is None or bool(str(lo.cache_dir).strip()), "loader.cache_dir must be null (default) or a folder")
+    if all(isinstance(x, int) and not isinstance(x, bool) and x > 0
+           for x in (a.sample_rate, a.n_mels, a.num_frames, a.n_fft, a.win_length, a.hop_length)):
+        from .data.logmel import LogMelConfig  # its own checks: n_fft even, frames matching the hop...
+
+        try:
+            LogMelConfig(sample_rate=a.sample_rate, duration=a.duration, n_mels=a.n_mels, n_fft=a.n_fft,
+                         win_length=a.win_length, hop_length=a.hop_length, num_frames=a.num_frames)
+        except ConfigError as e:
+            need(False, "audio: " + str(e).replace("LogMelConfig.", "audio."))
+    else:
+        need(False, "audio.sample_rate, n_mels, num_frames, n_fft, win_length and hop_length must be positive integers")
+
+
+def _leaves(d: dict, prefix: str = ""):
+    """(dotted name, value) of every value of a nested config dict, list items included."""
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _leaves(value, name + ".")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                yield f"{name}[{i}]", item
+        else:
+            yield name, value
+
+
+def _device_problem(name) -> str | None:
+    """Why ``device`` cannot run here (None when it can): an unknown device, or CUDA/MPS absent."""
+    if name == "auto":
+        return None
+    import torch
+
+    try:
+        d = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        return f"device must be auto, cpu, cuda or cuda:N, got {name!r}"
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build of torch" if torch.version.cuda is None else "no usable CUDA GPU"
+            return f"device={name} but this machine has {build}; use device=auto or device=cpu"
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            return f"device={name} but this machine has {torch.cuda.device_count()} CUDA GPU(s) (cuda:0...)"
+    elif d.type == "mps":
+        if not torch.backends.mps.is_available():
+            return f"device={name} but MPS (Apple GPU) is not available here; use device=auto or device=cpu"
+    elif d.type != "cpu":
+        return f"device must be auto, cpu, cuda, cuda:N or mps, got {name!r}"
+    return None
 
 
 def _check_method_sections(cfg: PretrainConfig, need) -> None:
@@ -423,8 +528,230 @@ def _check_method_sections(cfg: PretrainConfig, need) -> None:
     need(x.predictor_lr_scale > 0, f"crisscross.predictor_lr_scale must be > 0, got {x.predictor_lr_scale}")
 
 
-def resolve(preset_name: str, method: str | None = None, overrides: list[str] = ()) -> PretrainConfig:
-    cfg = preset(preset_name)
+DEFAULT_PRESET = "cpu-small"  # of ``avssl pretrain`` without --preset
+
+
+def resolve(preset_name: str | None = None, method: str | None = None, overrides: Sequence[str] = (),
+            config_file=None, default_preset: str = DEFAULT_PRESET) -> PretrainConfig:
+    """The one merge of every command that builds a config; later steps win:
+
+    1. the preset: ``preset_name``; without it the config file's ``preset`` when that names a preset,
+       else ``default_preset``;
+    2. ``method``, when given;
+    3. the values of ``config_file`` (YAML or JSON, any part of the config tree; a run's
+       ``config.json`` is one). Its ``method`` and ``preset`` keys yield to an explicit ``method`` and
+       ``preset_name``;
+    4. ``overrides``, ``section.key=value`` strings in order (the CLI puts ``--set`` first, then the
+       ``--seed`` and ``--iterations`` shortcuts).
+    """
+    given = [key for key, value in (("method", method), ("preset", preset_name)) if value is not None]
+    name, merged = config_layers(preset_name, config_file, overrides, default_preset, skip=given)
+    cfg = preset(name)
     if method is not None:
         cfg = replace(cfg, method=method)
-    return validate(apply_overrides(cfg, list(overrides)))
+    return validate(apply_overrides(cfg, merged))
+
+
+def config_layers(preset_name: str | None, config_file=None, overrides: Sequence[str] = (),
+                  default_preset: str = DEFAULT_PRESET, skip: Sequence[str] = ("method", "preset")) -> tuple:
+    """``(preset, overrides)``: the preset to start from (``preset_name``, else the config file's, else
+    ``default_preset``) and what goes over it, lowest first: the values of ``config_file`` without its
+    top-level keys in ``skip``, then ``overrides``. ``resolve`` merges this pair; commands that resolve
+    one config per run with their own method (demo, sweep) pass it on as ``preset`` and ``--set`` values."""
+    tree = load_config_file(config_file) if config_file is not None else {}
+    return preset_name or file_preset(tree) or default_preset, [*tree_overrides(tree, skip), *overrides]
+
+
+# --- config files, key suggestions, differences ----------------------------------------------------
+
+def load_config_file(path) -> dict:
+    """The config tree of a YAML or JSON file (``.json``: JSON; anything else: YAML, which also reads
+    JSON), checked against the config's keys and value types: one ConfigError names every problem.
+    Sections nest (``clustering: {k: 64}``); dotted keys (``clustering.k: 64``) work as well."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        try:
+            tree = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
+    else:
+        import yaml
+
+        try:
+            tree = yaml.load(text, Loader=_yaml_loader())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if tree is None:  # an empty file (or only comments)
+        tree = {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of config keys (e.g. 'optim: {{lr: 0.02}}'), "
+                          f"got {type(tree).__name__}")
+    problems: list[str] = []
+    tree = _nest(tree, "", problems)
+    if not problems:
+        _check_tree(tree, PretrainConfig, "", problems)
+    if problems:
+        raise ConfigError(f"config file {path}:\n  " + "\n  ".join(problems))
+    return tree
+
+
+def file_preset(tree: dict) -> str | None:
+    """The preset a config tree names, when it is one of PRESETS (a run's config.json names its own)."""
+    name = tree.get("preset")
+    return name if isinstance(name, str) and name in PRESETS else None
+
+
+def tree_overrides(tree: dict, skip: Sequence[str] = ()) -> list[str]:
+    """A (checked) config tree as ``key=value`` overrides, leaves only, in file order; top-level keys in
+    ``skip`` are left out."""
+    return [f"{key}={json.dumps(value)}" for key, value in flatten(tree).items() if key.split(".")[0] not in skip]
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}; lists are values, not sections."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# What a resumed run may change (``avssl pretrain --resume --set ...``): the learning rate and its
+# schedule, gradient clipping, and how the same computation is carried out (the way forward after a
+# divergence is a lower learning rate, or fp32). Anything else would make the run a different one.
+RESUME_CHANGEABLE = frozenset({
+    "optim.lr", "optim.warmup_epochs", "optim.step_epochs", "optim.gamma", "optim.max_epochs", "optim.early_stop",
+    "optim.clip_grad_norm", "iterations", "precision", "memory_format", "device", "loader.workers",
+})
+
+
+def config_keys() -> list[str]:
+    """Every key of the config tree, dotted (sections and their keys)."""
+    def walk(cls, prefix):
+        for f in fields(cls):
+            sub = _section_type(cls, f.name)
+            yield prefix + f.name
+            if sub is not None:
+                yield from walk(sub, f"{prefix}{f.name}.")
+    return list(walk(PretrainConfig, ""))
+
+
+# Names people reach for that the config spells differently (the suggestion's last resort).
+_KEY_ALIASES = {"learning_rate": "lr", "epochs": "max_epochs", "wd": "weight_decay", "frames": "num_frames",
+                "clusters": "k", "num_clusters": "k", "bs": "batch_size", "optimiser": "optimizer",
+                "num_workers": "workers"}
+
+
+def did_you_mean(key: str, choices: Sequence[str] | None = None) -> str:
+    """``"; did you mean clustering.k?"`` for the valid config key (or of ``choices``) nearest ``key``,
+    else ``""``: a close spelling in the same section, the same name in another section (``k`` ->
+    ``clustering.k``, ``optim.seed`` -> ``seed``), a close spelling of the whole key, a common alias
+    (``optim.learning_rate`` -> ``optim.lr``)."""
+    if choices is not None:
+        match = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
+        return f"; did you mean {match[0]}?" if match else ""
+    keys = [k for k in config_keys() if k != key]
+    section, _, leaf = key.rpartition(".")
+    in_section = [k.rpartition(".")[2] for k in keys if k.rpartition(".")[0] == section]
+    alias = _KEY_ALIASES.get(leaf.lower().replace("-", "_"))
+    match = [f"{section}.{m}" if section else m
+             for m in difflib.get_close_matches(leaf, in_section, n=1, cutoff=0.6)]
+    match = match or [k for k in keys if k.rpartition(".")[2] == leaf]
+    match = match or difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
+    match = match or [k for k in keys if alias and k.rpartition(".")[2] == alias]
+    if alias and section and f"{section}.{alias}" in match:
+        match = [f"{section}.{alias}"]
+    return f"; did you mean {' or '.join(match[:3])}?" if match else ""
+
+
+def config_differences(old, new, ignore: Sequence[str] = ()) -> list[tuple[str, Any, Any]]:
+    """``(key, old value, new value)`` for every leaf that differs between two configs (PretrainConfig
+    or dict), except the keys in ``ignore`` (dotted keys, or whole top-level sections)."""
+    a = flatten(old.to_dict() if isinstance(old, PretrainConfig) else old)
+    b = flatten(new.to_dict() if isinstance(new, PretrainConfig) else new)
+    keys = list(dict.fromkeys([*a, *b]))
+    return [(k, a.get(k), b.get(k)) for k in keys
+            if k not in ignore and k.split(".")[0] not in ignore and a.get(k) != b.get(k)]
+
+
+def preset_summary(name: str) -> str:
+    """The first line of the preset function's docstring, without reST markup."""
+    doc = (PRESETS[name].__doc__ or "").strip()
+    return doc.splitlines()[0].replace("``", "") if doc else ""
+
+
+def to_yaml(cfg: PretrainConfig, header: str = "") -> str:
+    """``cfg`` as YAML in the order of the dataclasses (a valid ``--config`` file), under ``header``
+    lines written as comments."""
+    import yaml
+
+    body = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False, width=100)
+    comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comments + body
+
+
+def _nest(tree: dict, prefix: str, problems: list) -> dict:
+    """Dotted keys (``optim.lr: 0.1``) expanded into sections, merged with nested ones."""
+    out: dict = {}
+    for key, value in tree.items():
+        if not isinstance(key, str):
+            problems.append(f"{prefix}{key!r}: keys must be strings")
+            continue
+        if isinstance(value, dict):
+            value = _nest(value, f"{prefix}{key}.", problems)
+        node, parts = out, key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                problems.append(f"{prefix}{key}: {part!r} is given both as a value and as a section")
+                break
+        else:
+            last = parts[-1]
+            if isinstance(node.get(last), dict) and isinstance(value, dict):
+                node[last].update(value)
+            elif last in node:
+                problems.append(f"{prefix}{key} is given twice")
+            else:
+                node[last] = value
+    return out
+
+
+def _check_tree(tree: dict, cls, prefix: str, problems: list) -> None:
+    """Unknown keys (with the nearest valid one), values where sections belong, and value types."""
+    known = {f.name: f for f in fields(cls)}
+    for name, value in tree.items():
+        key = prefix + name
+        if name not in known:
+            problems.append(f"unknown key {key!r}{did_you_mean(key)}")
+            continue
+        sub = _section_type(cls, name)
+        if sub is not None:
+            if isinstance(value, dict):
+                _check_tree(value, sub, f"{key}.", problems)
+            else:
+                problems.append(f"{key} is a config section (key: value pairs), got {value!r}")
+            continue
+        expected = _type_problem(known[name].type, value)
+        if expected:
+            problems.append(f"{key} must be {expected}, got {value!r}")
+
+
+def _yaml_loader():
+    """PyYAML's SafeLoader, reading ``1e-3`` as a number (YAML 1.1 wants ``1.0e-3``, and reads
+    ``1e-3`` as a string)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"))
+    return Loader

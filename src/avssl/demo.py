@@ -11,57 +11,100 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import resolve
-from .data.demo_world import DemoWorldConfig, demo_dataset
-from .data.manifest import load_manifest
-from .encoders import LoadedEncoders, scratch_encoders
-from .engine.checkpoint import atomic_write_text
-from .engine.pretrain import pretrain
+from .errors import AvsslError
+from .machine import cpu_model
+from .report import write_report
+from .runlock import holding_lock
+
+if TYPE_CHECKING:  # numpy, torch and PyAV are imported where the demo runs, so avssl --help stays fast
+    from .data.demo_world import DemoWorldConfig
+    from .encoders import LoadedEncoders
 
 log = logging.getLogger("avssl.demo")
 
 DEFAULT_METHODS = ("scratch", "sdc", "mdc", "cdc", "xdc", "avts", "crisscross")
 TITLES = {"scratch": "Scratch", "sdc": "SDC", "mdc": "MDC", "cdc": "CDC", "xdc": "XDC",
           "xdc-video-video": "XDC (2 video)", "xdc-audio-audio": "XDC (2 audio)",
-          "avts": "AVTS", "crisscross": "CrissCross"}
+          "avts": "AVTS", "crisscross": "CrissCross", "supervised": "Superv"}
 ROWS = (("video", "demo world, video encoder"), ("audio", "demo world, audio encoder"))
 
 
+@holding_lock("out")  # one process per demo folder
 def run_demo(out="avssl-demo", methods=DEFAULT_METHODS, preset: str = "demo", overrides=(), seed: int = 0,
-             world: DemoWorldConfig = DemoWorldConfig(), progress: bool = True) -> dict:
-    """Run the comparison; returns {"table": {method: {modality: accuracy}}, "markdown": str, ...}."""
+             world: DemoWorldConfig | None = None, progress: bool = True, seeds=None) -> dict:
+    """Run the comparison over ``seeds`` (default: ``seed`` alone); returns {"table": {method: {modality:
+    mean accuracy}}, "per_seed": {method: {modality: [accuracy per seed]}}, "failed": {method: message},
+    "markdown": str, ...}. ``results.md``/``results.json`` are rewritten after every method, and a method
+    that fails (a diverged run, say) is reported in the table instead of ending the demo."""
+    import numpy as np
+
+    from .data.demo_world import DemoWorldConfig, demo_dataset
+    from .data.manifest import load_manifest
     from .evaluation import cluster_report, linear_probe
 
+    world = DemoWorldConfig() if world is None else world
+    seeds = tuple(seeds) if seeds is not None else (seed,)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     manifest_path = demo_dataset(config=world, progress=progress)
     manifest = load_manifest(manifest_path)
     train = manifest.filter_split("train")
-    table, timings = {}, {}
+    per_seed, failed, timings = {}, {}, {}
+    result: dict = {}
     for method in methods:
         t = time.perf_counter()
-        encoders, _ = ensure_run(method, train, out / "runs" / method, preset, overrides, seed, progress)
-        table[method] = {}
-        for modality, _ in ROWS:
-            if method != "scratch" and modality not in _modalities(encoders):
-                continue
-            r = linear_probe(encoders, manifest, out / "eval" / f"{method}-{modality}", modality=modality,
-                             seed=seed, cache_dir=out / "features", progress=progress)
-            table[method][modality] = r["mean"]["accuracy"]
+        per_seed[method] = {}
+        for s in seeds:
+            try:
+                encoders, _ = ensure_run(method, train, run_path(out, method, s), preset, overrides, s, progress)
+                for modality, _ in ROWS:
+                    if method != "scratch" and modality not in _modalities(encoders):
+                        continue
+                    r = linear_probe(encoders, manifest, out / "eval" / f"{run_path(out, method, s).name}-{modality}",
+                                     modality=modality, seed=s, cache_dir=out / "features", progress=progress)
+                    per_seed[method].setdefault(modality, []).append(r["mean"]["accuracy"])
+            except AvsslError as e:  # a diverged or impossible run: reported, and the others go on
+                failed[method] = f"seed {s}: {e}"
+                log.error("%s failed (seed %d): %s", TITLES.get(method, method), s, e)
+                break
         timings[method] = time.perf_counter() - t
-        log.info(f"{TITLES.get(method, method)}: " + ", ".join(f"{m} {a * 100:.1f}%" for m, a in table[method].items())
-             + f" ({timings[method]:.0f} s)")
-    report = None
-    if "xdc" in methods:
-        report = cluster_report(out / "runs" / "xdc", manifest, out / "clusters")
-    markdown = format_table(table, methods)
-    result = {"table": table, "markdown": markdown, "methods": list(methods), "preset": preset,
-              "seconds": time.perf_counter() - t0, "seconds_per_method": timings,
-              "cluster_report": str(out / "clusters" / "clusters.html") if report else None}
+        log.info(f"{TITLES.get(method, method)}: " + ", ".join(
+            f"{m} {np.mean(a) * 100:.1f}%" for m, a in per_seed[method].items()) + f" ({timings[method]:.0f} s)")
+        result = _write_results(out, methods, preset, seeds, per_seed, failed, timings, time.perf_counter() - t0)
+    if "xdc" in methods and "xdc" not in failed:
+        report = cluster_report(run_path(out, "xdc", seeds[0]), manifest, out / "clusters")
+        result = _write_results(out, methods, preset, seeds, per_seed, failed, timings, time.perf_counter() - t0,
+                                cluster_report=str(out / "clusters" / "clusters.html") if report else None)
+    return result
+
+
+def run_path(out: Path, method: str, seed: int) -> Path:
+    """The run directory of ``method`` and ``seed`` in a demo folder (seed 0 keeps the plain name)."""
+    return Path(out) / "runs" / (method if seed == 0 else f"{method}-s{seed}")
+
+
+def _write_results(out, methods, preset, seeds, per_seed, failed, timings, seconds, cluster_report=None) -> dict:
+    """The comparison so far, in ``results.json`` and ``results.md``."""
+    import numpy as np
+
+    from .engine.checkpoint import atomic_write_text
+
+    table = {m: {mod: float(np.mean(v)) for mod, v in per_seed[m].items()} for m in per_seed if per_seed[m]}
+    spread = {m: {mod: float(np.std(v)) for mod, v in per_seed[m].items()} for m in table} if len(seeds) > 1 else None
+    markdown = format_table(table, methods, spread=spread, failed=failed)
+    if len(seeds) > 1:
+        markdown += f"\n\nMean and standard deviation over seeds {', '.join(map(str, seeds))}."
+    result = {"table": table, "per_seed": per_seed, "std": spread, "failed": failed, "markdown": markdown,
+              "methods": list(methods), "preset": preset, "seeds": list(seeds), "seconds": seconds,
+              "seconds_per_method": timings, "cpu": cpu_model(), "cluster_report": cluster_report}
     atomic_write_text(out / "results.json", json.dumps(result, indent=2))
     atomic_write_text(out / "results.md", markdown + "\n")
+    runs = {TITLES.get(m, m): run_path(out, m, seeds[0]) for m in per_seed if m != "scratch"}
+    result["report"] = str(write_report(out, result, runs, Path(cluster_report) if cluster_report else None))
     return result
 
 
@@ -70,6 +113,9 @@ def ensure_run(method, data, run_dir: Path, preset, overrides, seed, progress) -
     Returns the run directory and which of ``reused``, ``resumed`` or ``trained`` happened. For
     ``scratch`` (the lower bound) it returns random encoders of the same preset and overrides, and
     ``random``, without touching ``run_dir``."""
+    from .encoders import scratch_encoders
+    from .engine.pretrain import pretrain
+
     if method == "scratch":
         return scratch_encoders(resolve(preset, None, list(overrides)), seed=seed), "random"
     run_dir = Path(run_dir)
@@ -88,60 +134,77 @@ def _modalities(run_dir: Path) -> set:
     return set(load_encoders(run_dir).modalities)
 
 
-def format_table(table: dict, methods) -> str:
-    """Markdown table in the shape of the XDC paper's Table 1: rows are tasks, columns methods."""
-    cols = [m for m in methods if m in table]
+def format_table(table: dict, methods, spread: dict | None = None, failed: dict | None = None) -> str:
+    """Markdown table in the shape of the XDC paper's Table 1: rows are tasks, columns methods; cells
+    are mean accuracies (with ``spread``: mean ± std), best in bold and second in italics; a method in
+    ``failed`` shows "failed" where it has no number."""
+    failed = failed or {}
+    cols = [m for m in methods if m in table or m in failed]
     best = {}
     for modality, _ in ROWS:
-        scores = sorted((table[m][modality] for m in cols if modality in table[m]), reverse=True)
+        scores = sorted((table[m][modality] for m in cols if modality in table.get(m, {})), reverse=True)
         best[modality] = scores[:2]
     lines = ["| Linear probe top-1 (%) | " + " | ".join(TITLES.get(m, m) for m in cols) + " |",
              "|---|" + "---|" * len(cols)]
     for modality, title in ROWS:
         cells = []
         for m in cols:
-            if modality not in table[m]:
-                cells.append("N/A")
+            if modality not in table.get(m, {}):
+                cells.append("failed" if m in failed else "N/A")
                 continue
             v = table[m][modality]
             text = f"{v * 100:.1f}"
+            if spread and modality in spread.get(m, {}):
+                text += f" ± {spread[m][modality] * 100:.1f}"
             if best[modality] and v == best[modality][0]:
                 text = f"**{text}**"
             elif len(best[modality]) > 1 and v == best[modality][1]:
                 text = f"_{text}_"
             cells.append(text)
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    for m in cols:
+        if m in failed:
+            lines.append(f"\n{TITLES.get(m, m)} failed: {failed[m]}")
     return "\n".join(lines)
 
 
 def register(sub) -> None:
-    from .config import PRESETS
+    from .cli import add_config_options
 
-    p = sub.add_parser("demo", help="pretrain and compare methods on the embedded demo world (CPU, about 20 min)",
-                       description=__doc__)
+    p = sub.add_parser("demo", help="pretrain and compare methods on the embedded demo world (CPU, about 10 minutes "
+                                    "on a 2-core CPU)",
+                       description=__doc__.rstrip() + "\n\nThe default methods take about 10 minutes on a "
+                                                     "2-core CPU.")
     p.add_argument("--out", default="avssl-demo", help="output folder (default: ./avssl-demo)")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                    help=f"comma-separated methods (default: {','.join(DEFAULT_METHODS)})")
-    p.add_argument("--preset", default="demo", choices=sorted(PRESETS))
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    add_config_options(p, preset_help="named config of every run (default: the --config file's preset, else demo)",
+                       config_help="YAML or JSON file with any part of the config tree, applied to every run over "
+                                   "the preset (its method key is ignored: --methods chooses)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
+    p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: the table shows mean ± std over them")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
+    from .config import config_layers
     from .errors import ConfigError
-    from .methods import METHODS
+    from .method_names import USER_METHODS
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    unknown = [m for m in methods if m != "scratch" and m not in METHODS]
+    unknown = [m for m in methods if m != "scratch" and m not in USER_METHODS]
     if unknown:
-        raise ConfigError(f"unknown method(s) {unknown}; choose from scratch, {', '.join(sorted(METHODS))}")
-    result = run_demo(args.out, methods, args.preset, args.overrides, args.seed, progress=not args.no_progress)
+        raise ConfigError(f"unknown method(s) {unknown}; choose from scratch, {', '.join(USER_METHODS)}")
+    args.preset, args.overrides = config_layers(args.preset, args.config, args.overrides, default_preset="demo")
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else None
+    result = run_demo(args.out, methods, args.preset, args.overrides, args.seed, progress=not args.no_progress,
+                      seeds=seeds)
     print()
     print(result["markdown"])
     print()
     print(f"total {result['seconds'] / 60:.1f} min; results in {Path(args.out) / 'results.md'}")
     if result["cluster_report"]:
         print(f"XDC cluster report: {result['cluster_report']}")
-    return 0
+    print(f"report with every run's curves: {result['report']}")
+    return 1 if result["failed"] else 0

@@ -17,18 +17,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .config import PretrainConfig, apply_overrides, validate
 from .data.manifest import Manifest, ManifestItem
-from .encoders import load_encoders
-from .engine.checkpoint import atomic_save, atomic_write_text
 from .errors import ConfigError
-from .evaluation.cluster_report import read_run_videos
-from .methods import METHODS
-from .methods.deep_clustering import DeepClusteringMethod
-from .methods.longclip import INPUTS, LongClipRetraining
+from .runlock import holding_lock
+
+# numpy, torch and the methods are imported where the retraining runs, so avssl --help stays fast.
 
 PAPER_FRAMES = 32
 
@@ -41,6 +35,10 @@ def scaled_batch_and_lr(batch_size: int, lr: float, old_frames: int, new_frames:
 
 def _video_targets(cfg: PretrainConfig, run: Path) -> tuple[list[str], str]:
     """The clusterings whose pseudo-labels trained the run's video encoder."""
+    from .methods import METHODS
+    from .methods.deep_clustering import DeepClusteringMethod
+    from .methods.longclip import LongClipRetraining
+
     cls = METHODS.get(cfg.method)
     if cls is None or not issubclass(cls, DeepClusteringMethod) or cls is LongClipRetraining:
         raise ConfigError(f"{run} is a {cfg.method} run: long-clip retraining reuses a deep-clustering run's last "
@@ -51,11 +49,19 @@ def _video_targets(cfg: PretrainConfig, run: Path) -> tuple[list[str], str]:
     return list(cls.targets[slot]), slot
 
 
+@holding_lock("out")  # one process per output run folder (its pretraining takes the same lock, nested)
 def retrain_long(run, out, *, frames: int = PAPER_FRAMES, batch_size: int | None = None, lr: float | None = None,
                  overrides=(), data=None, progress: bool = True) -> dict:
     """Retrain ``run``'s video encoder on its last pseudo-labels with ``frames``-frame clips into ``out``.
     Reuses a finished ``out``, resumes an interrupted one. Returns the summary in ``longclip.json``."""
+    import numpy as np
+    import torch
+
+    from .encoders import load_encoders
+    from .engine.checkpoint import atomic_save, atomic_write_text, load_array
     from .engine.pretrain import pretrain
+    from .evaluation.cluster_report import read_run_videos
+    from .methods.longclip import INPUTS
 
     run, out = Path(run), Path(out)
     if not (run / "config.json").exists() or not (run / "encoders.pt").exists():
@@ -77,7 +83,8 @@ def retrain_long(run, out, *, frames: int = PAPER_FRAMES, batch_size: int | None
         resume = (out / "checkpoints" / "last.pt").exists()
         state = "resumed" if resume else "trained"
         if not resume:
-            assignments = {n: np.load(run / "clusters" / f"{n}_assignments.npy") for n in names}
+            assignments = {n: load_array(run / "clusters" / f"{n}_assignments.npy", "cluster assignment array")
+                           for n in names}
             for n, a in assignments.items():
                 if len(a) != len(paths):
                     raise ConfigError(f"{run}/clusters/{n}_assignments.npy has {len(a)} rows for {len(paths)} videos")
@@ -115,14 +122,23 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, help="default: the run's batch x run frames / --frames (32 -> 8)")
     p.add_argument("--lr", type=float, help="default: the run's lr x new batch / run batch (0.01 -> 0.0025)")
     p.add_argument("--data", help="manifest to train on (default: the run's own videos, matched by path)")
+    p.add_argument("--config", metavar="FILE",
+                   help="YAML or JSON file of config values for the retraining, applied like --set values before "
+                        "the --set ones (its method and video.num_frames are left out: the command sets them)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override another config value of the retraining, e.g. --set optim.max_epochs=10")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.set_defaults(func=_run)
 
 
 def _run(a) -> int:
-    r = retrain_long(a.run, a.out, frames=a.frames, batch_size=a.batch_size, lr=a.lr, overrides=a.overrides,
+    from .config import load_config_file, tree_overrides
+
+    overrides = list(a.overrides)
+    if a.config is not None:
+        from_file = tree_overrides(load_config_file(a.config), skip=("method",))
+        overrides = [o for o in from_file if not o.startswith("video.num_frames=")] + overrides
+    r = retrain_long(a.run, a.out, frames=a.frames, batch_size=a.batch_size, lr=a.lr, overrides=overrides,
                      data=a.data, progress=not a.no_progress)
     print(f"{r['state']}: {r['method']} video encoder on {'+'.join(r['pseudo_labels'])} pseudo-labels, "
           f"{r['frames']['run']} -> {r['frames']['retrained']} frames ({r['scaling']})")

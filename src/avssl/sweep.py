@@ -11,11 +11,12 @@ Rerunning the same command reuses finished runs and evaluations and resumes inte
 pretraining run checkpoints every epoch), so a sweep can be stopped at any time.
 
 - Pretraining never sees test videos: items of ``data`` whose split is ``test`` are left out, and
-  labels are not used.
+  labels are not used, except by ``supervised`` (the paper's upper bound), which trains on the labels
+  of those non-test videos.
 - ``fractions``: nested seeded subsets of that pool (the 25% videos are among the 50% ...), written
   to ``out/manifests``.
-- k applies to the deep-clustering methods; AVTS, CrissCross and ``scratch`` (random encoders, the
-  paper's lower bound) run once per preset and seed and appear as flat lines in a k plot.
+- k applies to the deep-clustering methods; AVTS, CrissCross, ``supervised`` and ``scratch`` (random
+  encoders, the paper's lower bound) run once per preset and seed and appear as flat lines in a k plot.
 """
 from __future__ import annotations
 
@@ -26,15 +27,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .config import PRESETS, preset as preset_config
 from .data.manifest import load_manifest
 from .demo import TITLES, ensure_run
-from .encoders import LoadedEncoders, load_encoders
-from .engine.checkpoint import atomic_write_text
 from .errors import ConfigError
-from .evaluation.splits import pct
+from .runlock import holding_lock
+
+# numpy, torch and the evaluation modules are imported where a sweep runs, so avssl --help stays fast.
 
 log = logging.getLogger("avssl.sweep")
 
@@ -100,6 +99,8 @@ def plan(methods, presets, ks=None, fractions=None, seeds=(0,)) -> list[RunSpec]
 
 def pretraining_pools(data, out: Path, fractions, seed: int = 0) -> dict:
     """{fraction: (manifest CSV, videos)}: the non-test items of ``data``, or nested seeded subsets of them."""
+    import numpy as np
+
     manifest = load_manifest(data)
     pool = manifest.subset([i for i, it in enumerate(manifest) if (it.split or "").lower() != "test"])
     if len(pool) < 2:
@@ -129,11 +130,15 @@ def _evaluation(kind: str, encoders, eval_data, out: Path, expect: dict, **kw) -
     return fn(encoders, eval_data, out, **kw), False
 
 
+@holding_lock("out")  # one process per sweep folder
 def sweep(data, out, *, methods, presets=("demo",), ks=None, fractions=None, seeds=(0,), eval_data=None,
           modalities=("video",), finetune: bool = False, overrides=(), eval_clips: int = 10, finetune_epochs: int = 8,
           subset_seed: int = 0, progress: bool = True) -> dict:
     """Pretrain (or reuse / resume) every run of the sweep, evaluate each, and write the results table and
     plot into ``out``; returns the content of ``results.json``."""
+    from .engine.checkpoint import atomic_write_text
+    from .evaluation.splits import pct
+
     out = Path(out)
     t0 = time.perf_counter()
     runs = plan(methods, presets, ks, fractions, seeds)
@@ -199,6 +204,8 @@ def eval_sets(eval_data) -> dict:
 
 
 def _modalities(encoders) -> set:
+    from .encoders import LoadedEncoders, load_encoders
+
     if isinstance(encoders, LoadedEncoders):
         return set(encoders.modalities)
     return set(load_encoders(encoders).modalities)
@@ -215,6 +222,8 @@ def _x_axis(runs: list[RunSpec], fractions) -> str:
 
 def aggregate(records: list[dict]) -> list[dict]:
     """One row per (method, preset, k, fraction): mean and standard deviation of each metric over seeds."""
+    import numpy as np
+
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["method"], r["preset"], r["k"], r["fraction"]), []).append(r)
@@ -232,6 +241,8 @@ def aggregate(records: list[dict]) -> list[dict]:
 def results_table(rows: list[dict], metrics: list[str], presets: bool = False, sizes: bool = False) -> str:
     """Markdown: a row per configuration, top-1 accuracy (%) per metric as mean ± std over seeds; the
     best of each column in bold."""
+    from .evaluation.splits import pct
+
     best = {m: max((r["mean"][m] for r in rows if m in r["mean"]), default=None) for m in metrics}
     head = ["method"] + (["preset"] if presets else []) + (["pretraining videos"] if sizes else []) + ["k"]
     lines = ["| " + " | ".join(head + [f"{m} top-1 (%)" for m in metrics] + ["seeds"]) + " |",
@@ -333,8 +344,8 @@ def register(sub) -> None:
     p.add_argument("--k", dest="ks", type=_csv(int), help="k values for the deep-clustering methods, e.g. 16,32,64 "
                                                           "(default: the preset's)")
     p.add_argument("--seeds", type=_csv(int), default=[0], help="comma-separated seeds (default 0)")
-    p.add_argument("--preset", "--presets", dest="presets", type=_csv(str), default=["demo"],
-                   help="preset(s), comma-separated (default demo)")
+    p.add_argument("--preset", "--presets", dest="presets", type=_csv(str),
+                   help="preset(s), comma-separated (default: the --config file's preset, else demo)")
     p.add_argument("--fractions", type=_csv(float), help="pretraining-set fractions, e.g. 0.25,0.5,1: accuracy "
                                                          "against pretraining size")
     p.add_argument("--data", required=True, help="pretraining manifest (its test items are left out)")
@@ -343,19 +354,27 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="sweep folder (rerun the same command to reuse and resume)")
     p.add_argument("--modalities", type=_csv(str), default=["video"], help="encoders to evaluate (default video)")
     p.add_argument("--finetune", action="store_true", help="also full fine-tuning (XDC Table 5: fc-only vs all)")
-    p.add_argument("--finetune-epochs", type=int, default=8)
+    p.add_argument("--finetune-epochs", type=int, default=8, help="epochs of --finetune")
     p.add_argument("--eval-clips", type=int, default=10, help="uniform clips per video in evaluation (default 10)")
+    p.add_argument("--config", metavar="FILE",
+                   help="YAML or JSON file with any part of the config tree, applied to every run over its preset "
+                        "(its method key is ignored: --methods chooses)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for every run, e.g. --set iterations=2")
+                   help="config override for every run, e.g. --set iterations=2 (repeatable; wins over --config)")
     p.add_argument("--subset-seed", type=int, default=0, help="seed of the --fractions subsets")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.set_defaults(func=_run)
 
 
 def _run(a) -> int:
+    from .config import config_layers
+
     bad = set(a.modalities) - {"video", "audio"}
     if bad:
         raise ConfigError(f"--modalities takes video and/or audio, got {sorted(bad)}")
+    first, a.overrides = config_layers(a.presets[0] if a.presets else None, a.config, a.overrides,
+                                       default_preset="demo")
+    a.presets = a.presets or [first]
     r = sweep(a.data, a.out, methods=a.methods, presets=a.presets, ks=a.ks, fractions=a.fractions, seeds=a.seeds,
               eval_data=a.eval_data, modalities=a.modalities, finetune=a.finetune, overrides=a.overrides,
               eval_clips=a.eval_clips, finetune_epochs=a.finetune_epochs, subset_seed=a.subset_seed,

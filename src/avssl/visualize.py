@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # numpy and torch are imported where the pictures are drawn, so avssl --help stays fast
+    import numpy as np
+    from torch import nn
 
 
 @dataclass
@@ -33,6 +35,8 @@ class FirstLayer:
 
 def first_layer(encoder: nn.Module) -> FirstLayer:
     """The encoder's first RGB convolution and, when it is spatial only, the temporal one after it."""
+    from torch import nn
+
     convs = [(name, m) for name, m in encoder.named_modules() if isinstance(m, nn.Conv3d)]
     first = next(((n, m) for n, m in convs if m.in_channels == 3), None)
     if first is None:
@@ -51,6 +55,8 @@ def first_layer(encoder: nn.Module) -> FirstLayer:
 
 def _grid(tiles: list[np.ndarray], gap: int = 1, background: float = 1.0) -> np.ndarray:
     """Tiles (h, w, 3) of one size arranged in a grid about as wide as tall, ``gap`` pixels apart."""
+    import numpy as np
+
     h, w = tiles[0].shape[:2]
     cols = min(len(tiles), max(1, round(math.sqrt(len(tiles) * (h + gap) / (w + gap)))))
     rows = math.ceil(len(tiles) / cols)
@@ -63,6 +69,8 @@ def _grid(tiles: list[np.ndarray], gap: int = 1, background: float = 1.0) -> np.
 
 def spatial_tiles(spatial: np.ndarray) -> list[np.ndarray]:
     """One RGB tile per filter, min-max scaled to [0, 1] on its own; time slices side by side."""
+    import numpy as np
+
     tiles = []
     for f in spatial:  # (kt, kh, kw, 3)
         lo, hi = f.min(), f.max()
@@ -74,6 +82,7 @@ def spatial_tiles(spatial: np.ndarray) -> list[np.ndarray]:
 def temporal_tiles(temporal: np.ndarray) -> list[np.ndarray]:
     """One (input channels x time taps) strip per output channel, in a blue-white-red colour map."""
     import matplotlib
+    import numpy as np
 
     cmap = matplotlib.colormaps["RdBu_r"]
     tiles = []
@@ -139,13 +148,15 @@ def filters(encoders: list, out, *, labels: list[str] | None = None, preset: str
     for i, enc in enumerate(encoders):
         source = load_source(enc, preset if str(enc) == "scratch" else None, seed)
         _, video = source.encoders.for_modality("video")
-        name = labels[i] if labels else (source.name if str(enc) == "scratch" else f"{Path(enc).name} "
-                                         f"({source.encoders.method})")
+        named = str(enc) == "scratch" or not isinstance(enc, (str, Path))  # scratch, or already loaded
+        name = labels[i] if labels else (source.name if named else f"{Path(enc).name} ({source.encoders.method})")
         runs.append((name, video))
     return render_filters(runs, out)
 
 
 def register(sub) -> None:
+    from .cli import add_config_options
+
     p = sub.add_parser("filters", help="first-layer spatial and temporal filters of video encoders as a PNG "
                                        "(XDC Fig. 3), one row per run",
                        description=__doc__.split("\n\n")[0])
@@ -153,14 +164,20 @@ def register(sub) -> None:
                    help="run directories or encoders.pt files (or 'scratch' with --preset), one row each")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--labels", help="comma-separated row titles (default: run folder and method)")
-    p.add_argument("--preset", help="architecture of 'scratch'")
+    add_config_options(p, preset_help="architecture of 'scratch'",
+                       config_help="YAML or JSON config file for 'scratch' (a run's config.json gives random "
+                                   "encoders of that run's architecture); over --preset, under --set",
+                       set_help="config value for 'scratch', e.g. --set video.width=0.5 (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of 'scratch' weights")
     p.set_defaults(func=_run)
 
 
 def _run(a) -> int:
+    from .evaluation.commands import scratch_source
+
     labels = [t.strip() for t in a.labels.split(",")] if a.labels else None
-    r = filters(a.encoders, a.out, labels=labels, preset=a.preset, seed=a.seed)
+    encoders = [scratch_source(a) if str(e) == "scratch" and (a.config or a.overrides) else e for e in a.encoders]
+    r = filters(encoders, a.out, labels=labels, preset=a.preset, seed=a.seed)
     for row in r["rows"]:
         t = row["temporal"]
         print(f"{row['label']}: spatial grid {row['spatial'].shape[1]}x{row['spatial'].shape[0]} px"

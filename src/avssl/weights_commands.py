@@ -16,12 +16,12 @@ def register(subparsers) -> None:
     sub = w.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("info", help="verify a weights file (name, SHA-256 prefix, layout) and describe it")
-    p.add_argument("file")
+    p.add_argument("file", help="release file (r2plus1d_18_<pretraining>-<sha256>.pth) or state dict")
     p.add_argument("--no-check-hash", action="store_true", help="skip the SHA-256 check of a release file")
     p.set_defaults(func=_run_info)
 
     p = sub.add_parser("import", help="a release file or state dict -> <out>/encoders.pt for 'avssl eval --encoders'")
-    p.add_argument("file")
+    p.add_argument("file", help="release file or torchvision-layout state dict (.pth)")
     p.add_argument("--out", required=True, help="folder for encoders.pt")
     p.add_argument("--modality", choices=["video", "audio"], help="which encoder the file holds (default: read from it)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -32,16 +32,18 @@ def register(subparsers) -> None:
     p = sub.add_parser("export", help="an avssl run's encoder -> plain torchvision-layout state dict (.pth)")
     p.add_argument("run", help="run directory or encoders.pt")
     p.add_argument("--out", required=True, help="output .pth")
-    p.add_argument("--modality", choices=["video", "audio"], default="video")
+    p.add_argument("--modality", choices=["video", "audio"], default="video", help="which encoder to export")
     p.add_argument("--hash-name", action="store_true",
                    help="append the SHA-256 prefix to the file name (name-1a2b3c4d.pth), as torch.hub expects")
     p.set_defaults(func=_run_export)
 
     p = sub.add_parser("convert", help="convert a video state dict between torchvision and XDC-release layouts")
-    p.add_argument("file")
-    p.add_argument("--from", dest="src", choices=["torchvision", "xdc-release", "avssl"], required=True)
-    p.add_argument("--to", dest="dst", choices=["torchvision", "xdc-release", "avssl"], required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("file", help="state dict file (.pth)")
+    p.add_argument("--from", dest="src", choices=["torchvision", "xdc-release", "avssl"], required=True,
+                   help="layout of FILE")
+    p.add_argument("--to", dest="dst", choices=["torchvision", "xdc-release", "avssl"], required=True,
+                   help="layout to write")
+    p.add_argument("--out", required=True, help="output .pth")
     p.set_defaults(func=_run_convert)
 
 

@@ -11,7 +11,6 @@ from collections import Counter
 
 from avssl.data import layouts
 from avssl.data.manifest import Manifest, load_manifest
-from avssl.data.probe_index import probe_manifest
 from avssl.errors import ConfigError
 
 # How many unreadable files `avssl data probe` names; the summary counts all of them.
@@ -20,11 +19,14 @@ _SHOW_UNREADABLE = 10
 
 def register(subparsers) -> None:
     """Add the ``data`` command and its subcommands to an argparse ``subparsers`` object."""
-    data = subparsers.add_parser("data", help="build dataset manifests and probe media files")
+    data = subparsers.add_parser("data", help="build dataset manifests and probe media files",
+                                 description="Build dataset manifests (CSV: path[,label,split] plus metadata "
+                                             "columns) from folders or official dataset layouts, and probe media "
+                                             "files.")
     sub = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("folder", help="manifest of every media file under a folder")
-    p.add_argument("root")
+    p.add_argument("root", help="folder to scan (at any depth)")
     p.add_argument("--class-folders", action="store_true", help="label each file with its first-level subfolder")
     _add_out(p, _folder)
 
@@ -36,12 +38,12 @@ def register(subparsers) -> None:
         _add_out(p, functools.partial(_split_lists, getattr(layouts, name)))
 
     p = sub.add_parser("esc50", help="ESC-50 from its repository folder (meta/esc50.csv, audio/)")
-    p.add_argument("root")
+    p.add_argument("root", help="the ESC-50 repository folder")
     p.add_argument("--fold", type=int, default=1, help="fold used as the test split (default 1)")
     _add_out(p, _esc50)
 
     p = sub.add_parser("dcase", help="DCASE acoustic scenes (meta file, evaluation_setup/ folds or class folders)")
-    p.add_argument("root")
+    p.add_argument("root", help="the DCASE dataset folder")
     p.add_argument("--fold", type=int, default=None, help="evaluation_setup fold (default: the first one)")
     _add_out(p, _dcase)
 
@@ -51,7 +53,7 @@ def register(subparsers) -> None:
     _add_out(p, _kinetics)
 
     p = sub.add_parser("probe", help="probe every file of a manifest or folder (cached) and summarise")
-    p.add_argument("manifest", metavar="MANIFEST_OR_FOLDER")
+    p.add_argument("manifest", metavar="MANIFEST_OR_FOLDER", help="manifest CSV or folder of media files")
     p.add_argument("--workers", type=_positive_int, default=None, help="probing processes (default min(8, CPUs))")
     p.set_defaults(func=_probe)
 
@@ -107,6 +109,8 @@ def _kinetics(args) -> Manifest:
 
 
 def _probe(args) -> int:
+    from avssl.data.probe_index import probe_manifest  # PyAV: imported when probing, not to build the parser
+
     index = probe_manifest(load_manifest(args.manifest), workers=args.workers)
     print(index.format_summary())
     for path, reason in list(index.errors.items())[:_SHOW_UNREADABLE]:

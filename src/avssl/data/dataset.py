@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class SkipReport:
     """What was left out and why: counted once per file (clips that fail again are counted apart),
     logged, and written next to a run's results."""
 
-    reasons: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)  # kind of reason (details and numbers left out) -> files
     files: list = field(default_factory=list)  # (path, reason)
     clips_skipped: int = 0  # every skip event, a file failing again in a later clip or epoch included
     _seen: set = field(default_factory=set, repr=False)
@@ -58,8 +59,27 @@ class SkipReport:
         if (str(path), reason) in self._seen:
             return
         self._seen.add((str(path), reason))
-        self.reasons[reason.split(":")[0] if len(reason) > 60 else reason] += 1
+        self.reasons[reason_kind(reason)] += 1
         self.files.append((str(path), reason))
+
+    def merge(self, previous: dict, keep=lambda path: True) -> int:
+        """Add the files of an earlier report (a ``to_dict()``, e.g. the ``skipped.json`` of the run being
+        resumed) whose path passes ``keep``; returns how many were new here. Its clip count is added for
+        the clips this report has not counted yet."""
+        added = other = 0  # ``other``: files counted by both reports, or left out by ``keep``
+        for f in previous.get("files", []):
+            path, reason = f.get("path"), f.get("reason")
+            if not isinstance(path, str) or not isinstance(reason, str):
+                continue
+            if keep(path) and (path, reason) not in self._seen:
+                self.add(path, reason)
+                added += 1
+            else:
+                other += 1
+        clips = previous.get("clips_skipped", 0)
+        clips = clips if isinstance(clips, int) else 0
+        self.clips_skipped += max(clips - added - other, 0)  # its repeated failures (add counted each file once)
+        return added
 
     def __len__(self) -> int:
         return len(self.files)
@@ -71,8 +91,28 @@ class SkipReport:
     def summary(self) -> str:
         if not self.files:
             return "no files skipped"
-        parts = ", ".join(f"{n} {r}" for r, n in self.reasons.most_common())
+        exact: dict[str, set] = {}
+        for _, r in self.files:
+            exact.setdefault(reason_kind(r), set()).add(r)
+        # a kind whose files all share one reason keeps its details, e.g. "(2.50 s < 3.00 s)"
+        parts = ", ".join(f"{n} {next(iter(exact[k])) if len(exact.get(k, ())) == 1 else k}"
+                          for k, n in self.reasons.most_common())
         return f"skipped {len(self.files)} file(s): {parts}"
+
+    def details(self, limit: int = 20) -> str:
+        """One line per skipped file with its own reason (the first ``limit``)."""
+        lines = [f"  {p}: {r}" for p, r in self.files[:limit]]
+        if len(self.files) > limit:
+            lines.append(f"  ... and {len(self.files) - limit} more (every file and reason: skipped.json)")
+        return "\n".join(lines)
+
+
+def reason_kind(reason: str) -> str:
+    """A skip reason without its per-file details (parenthesised parts, numbers), to count alike ones:
+    'unreadable: not a readable media file (moov atom not found)' -> 'unreadable: not a readable media file'."""
+    kind = re.sub(r"\s*\([^()]*\)", "", reason)
+    kind = re.sub(r"-?\d+(\.\d+)?", "#", kind).strip(" ;:,")
+    return kind or reason
 
 
 @dataclass(frozen=True)
@@ -123,10 +163,12 @@ def prepare_entries(
             report.add(item.path, "unreadable: not probed")
             continue
         if "video" in spec.modalities and not info.has_video:
-            report.add(item.path, "no video stream")
+            report.add(item.path, "unsupported video codec (no decoder for the file's video stream)"
+                       if info.unsupported_video else "no video stream")
             continue
         if "audio" in spec.modalities and not info.has_audio:
-            report.add(item.path, "no audio track")
+            report.add(item.path, "unsupported audio codec (no decoder for the file's audio stream)"
+                       if info.unsupported_audio else "no audio track")
             continue
         durations = [info.duration]
         if "video" in spec.modalities and info.video_duration:
@@ -147,7 +189,7 @@ def prepare_entries(
                 label = names[item.label]
         entries.append(VideoEntry(item.path, usable, label, len(entries)))
     if report:
-        log.warning("%s", report.summary())
+        log.warning("%s:\n%s", report.summary(), report.details())
     return entries, report
 
 

@@ -74,7 +74,10 @@ class Manifest:
         base = os.path.dirname(csv_path)
         with open(csv_path, newline="", encoding=_READ_ENCODING, errors=_ERRORS) as f:
             rows = csv.reader(f)
-            header = [name.strip() for name in next(rows, [])]
+            header = [name.strip() for name, _ in zip(next(rows, []), range(1000))]
+            if any("\x00" in name for name in header):
+                raise ConfigError(f"manifest {csv_path} line 1: the header contains NUL bytes; a manifest is a text CSV "
+                                  f"in UTF-8 (this one looks like UTF-16 or a binary file)")
             if not any(header):
                 raise ConfigError(f"manifest {csv_path} is empty: expected a header with a 'path' column")
             found = ", ".join(repr(name) for name in header)
@@ -84,9 +87,10 @@ class Manifest:
             if "path" not in header:
                 raise ConfigError(f"manifest {csv_path} has no 'path' column; found columns: {found}")
             items = []
-            for row in rows:
+            for row, first in _rows(rows, csv_path):
                 if not any(value.strip() for value in row):
                     continue
+                _check_row(row, header, csv_path, first, rows.line_num)
                 if len(row) > len(header):
                     raise ConfigError(
                         f"{csv_path} line {rows.line_num}: {len(row)} fields but the header has {len(header)}"
@@ -169,6 +173,50 @@ class Manifest:
     def subset(self, indices: Iterable[int]) -> Manifest:
         """The items at ``indices``, in that order."""
         return Manifest([self.items[i] for i in indices], self.source)
+
+
+def _rows(reader, csv_path: str):
+    """(row, number of the line it starts on) of a csv reader; a ConfigError naming the line instead of
+    csv's own errors (a field over its 128 KiB limit, ...)."""
+    first = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            if "field larger than field limit" in str(e):
+                raise ConfigError(
+                    f"{csv_path} line {first}: a field is longer than {csv.field_size_limit()} characters (128 KiB), "
+                    f"more than any path or label; if a quoted field starts there and never closes, an unbalanced "
+                    f'double quote (") merged the lines after it into that field') from None
+            raise ConfigError(f"{csv_path} line {first}: not valid CSV ({e})") from None
+        yield row, first
+        first = reader.line_num + 1
+
+
+def _check_row(row: list[str], header: list[str], csv_path: str, first: int, last: int) -> None:
+    """Refuse the values no manifest row can hold: a NUL byte (no file name has one; the file is
+    binary or UTF-16), a line break in a path, label or split, or a metadata value whose next lines hold
+    field separators (an unbalanced double quote merged rows into one)."""
+    for name, value in zip(header + [""] * len(row), row):
+        column = f"the {name!r} field" if name else "a field"
+        if "\x00" in value:
+            raise ConfigError(
+                f"{csv_path} line {first}: {column} contains a NUL byte (\\0), which no file name or label can "
+                f"hold; is the manifest a text CSV in UTF-8 (not UTF-16, not a binary file)?")
+        broken = "\n" in value or "\r" in value
+        if broken and name not in _COLUMNS:  # free-form metadata may span lines; merged rows bring their commas
+            broken = any("," in line for line in value.replace("\r", "\n").split("\n")[1:])
+        if broken:
+            unclosed = value.endswith(("\n", "\r"))  # the quote never closed: the field ran to the end of the file
+            shown = value.replace("\r", "").rstrip("\n").split("\n")
+            where = ("never closes, so the rest of the file became part of that field" if unclosed else
+                     f"closes only on line {last}, merging the rows between into one")
+            raise ConfigError(
+                f"{csv_path} lines {first}-{last}: {column} spans {len(shown)} lines ({shown[0][:60]!r} ... "
+                f"{shown[-1][-60:]!r}): a double quote (\") on line {first} opens a quoted field that {where}. "
+                f'Remove the stray quote, or write a quote inside a quoted field as two ("")')
 
 
 def find_media_files(root, extensions: Iterable[str] = MEDIA_EXTENSIONS, recursive: bool = True) -> list[str]:

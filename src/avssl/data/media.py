@@ -17,7 +17,7 @@ import math
 import os
 import stat
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from functools import partial
 from fractions import Fraction
 from typing import NamedTuple
@@ -54,16 +54,19 @@ class MediaInfo:
     audio_rate: int | None
     audio_channels: int | None
     audio_duration: float | None
+    # A stream of that kind is present but no decoder knows its codec (then has_video/has_audio is False).
+    unsupported_video: bool = False
+    unsupported_audio: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d) -> "MediaInfo":
-        missing = [f.name for f in fields(cls) if f.name not in d]
+        missing = [f.name for f in fields(cls) if f.name not in d and f.default is MISSING]
         if missing:
             raise ConfigError(f"media info is missing {', '.join(missing)}: {d!r}")
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 def probe(path) -> MediaInfo:
@@ -188,7 +191,9 @@ class _Source:
         self._open()
         try:
             if self.video is None and self.audio is None:
-                raise MediaError(self.path, "no audio or video stream")
+                raise MediaError(self.path, f"unsupported codec: no decoder for the file's "
+                                            f"{' and '.join(sorted(self.unsupported))} stream"
+                                 if self.unsupported else "no audio or video stream")
             lead = self.video or self.audio
             self.origin = float(lead.start_time * lead.time_base) if lead.start_time is not None else 0.0
             self.used = False  # whether packets were read (a fresh container needs no seek to start at 0)
@@ -211,6 +216,9 @@ class _Source:
             None,
         )
         self.audio = next((s for s in self.container.streams.audio if s.codec_context is not None), None)
+        # Streams whose codec no decoder knows (a codec FFmpeg lacks, or a damaged codec id) have no codec context.
+        self.unsupported = {s.type for s in self.container.streams if s.type in ("video", "audio")
+                            and s.codec_context is None and not s.disposition & av.stream.Disposition.attached_pic}
         if self.video is not None:
             self.video.codec_context.thread_type = "AUTO"
 
@@ -222,9 +230,11 @@ class _Source:
 
     def require(self, video: bool, audio: bool):
         if video and self.video is None:
-            raise MediaError(self.path, "no video stream")
+            raise MediaError(self.path, "unsupported video codec (no decoder for the file's video stream)"
+                             if "video" in self.unsupported else "no video stream")
         if audio and self.audio is None:
-            raise MediaError(self.path, "no audio stream")
+            raise MediaError(self.path, "unsupported audio codec (no decoder for the file's audio stream)"
+                             if "audio" in self.unsupported else "no audio stream")
 
     def end_of(self, stream, precise: bool = False) -> float | None:
         """End time of ``stream`` on the shared axis, from the header. ``precise``: only from the
@@ -271,6 +281,8 @@ class _Source:
             audio_rate=a.codec_context.sample_rate if a is not None else None,
             audio_channels=a.codec_context.channels if a is not None else None,
             audio_duration=adur,
+            unsupported_video=v is None and "video" in self.unsupported,
+            unsupported_audio=a is None and "audio" in self.unsupported,
         )
 
     def seek(self, t: float, stream):

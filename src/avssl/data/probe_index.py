@@ -25,7 +25,7 @@ from avssl.errors import ConfigError, MediaError
 log = logging.getLogger("avssl.data")
 
 # Bump when probe() starts reporting differently, so that old caches are rebuilt rather than trusted.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: unsupported codecs are told apart from missing streams
 
 
 @dataclass

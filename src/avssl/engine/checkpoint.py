@@ -8,6 +8,7 @@ but never arbitrary pickled objects.
 """
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import pickle
@@ -16,6 +17,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import AvsslError
@@ -23,6 +25,26 @@ from ..errors import AvsslError
 
 class CheckpointError(AvsslError):
     """A checkpoint or weight file is missing, corrupt, or holds something other than plain data."""
+
+
+class DiskFullError(AvsslError):
+    """A write failed for lack of space (or quota); the file it replaces is intact."""
+
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+
+
+def _no_space(e: BaseException) -> OSError | None:
+    """The OSError 'no space left' (or quota, or file size limit) behind ``e``: ``e`` itself, or an
+    exception it was raised from (torch.save reports a full disk as RuntimeError 'unexpected pos',
+    the real cause chained to it)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _NO_SPACE:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _atomic(path, write) -> Path:
@@ -40,8 +62,16 @@ def _atomic(path, write) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        full = _no_space(e)
+        if full is not None:
+            kept = f"the previous {path.name} is intact" if path.exists() else f"{path.name} was not written"
+            raise DiskFullError(
+                f"{path}: no room to write it ({full.strerror or 'no space left on device'}: the disk is full, "
+                f"or a quota or file size limit was reached); {kept}. Free some space on the file system of "
+                f"{path.parent} (or choose another output folder) and run the same command again "
+                f"(pretraining: with --resume)") from None
         raise
     _fsync_dir(path.parent)
     return path
@@ -155,12 +185,50 @@ _LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
 def _unpickler_reason(e: Exception) -> str:
-    """The weights-only unpickler's own reason (e.g. 'Unsupported global: GLOBAL __main__.Evil'),
-    without torch's advice to retry with weights_only=False."""
-    text = str(e)
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        detail = text.split(marker, 1)[1].strip().split("\n")[0]
-        detail = detail.split(" was not an allowed global")[0]
-        return detail.strip() or "unsupported pickle content"
-    return text.splitlines()[0] if text else type(e).__name__
+    """What the weights-only unpickler refused, named (e.g. 'the global posix.system, whose module
+    is blocked' or 'the global __main__.Evil'), without torch's advice to retry with weights_only=False.
+
+    torch's message wraps the unpickler's own reason in advice that changes between versions (2.13:
+    'Re-running torch.load with weights_only set to False will likely succeed' first, the reason
+    after it); the reason is found by its content, and no line of the advice is ever passed on."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    m = re.search(r"GLOBAL (\S+?)(?: was not an allowed global| whose module (\S+) is blocked|[\s.]*$)", text, re.M)
+    if m:
+        name = m.group(1).rstrip(".")
+        if m.group(2):
+            return f"the global {name}, whose module {m.group(2).rstrip('.')} is blocked"
+        return f"the global {name}"
+    m = re.search(r"unrecognized function (\S+)", text)
+    if m:
+        return f"a call of {m.group(1).rstrip('.')}"
+    advice = ("weights_only", "weights only", "torch.load", "add_safe_globals", "safe_globals", "documentation",
+              "file an issue", "trust", "http")
+    for line in text.splitlines():
+        line = line.strip()
+        if "WeightsUnpickler error:" in line:
+            line = line.split("WeightsUnpickler error:", 1)[1].strip()
+        if line and not any(a in line.lower() for a in advice):
+            return line.rstrip(".")
+    return "unsupported pickle content"
+
+
+def load_array(path, what: str = "array") -> np.ndarray:
+    """A ``.npy`` file as a plain numeric array, never unpickling: a file holding pickled Python objects
+    (an object array, or a pickle saved under a .npy name) is refused before anything in it runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such {what} file")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object arrays" in str(e).lower():
+            raise CheckpointError(
+                f"{path}: refused to load: the file holds pickled Python objects, not a plain numeric {what}; "
+                f"avssl never unpickles arbitrary objects (nothing in the file was run). Files avssl writes hold "
+                f"numbers only: this one was replaced or damaged; remove it, or rerun what made it") from None
+        raise CheckpointError(f"{path}: not a readable .npy {what} ({e})") from None
+    except (OSError, EOFError) as e:
+        raise CheckpointError(f"{path}: not a readable .npy {what}: truncated or corrupt ({e})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise CheckpointError(f"{path}: expected a numeric {what}, found dtype {getattr(array, 'dtype', type(array))}")
+    return array

@@ -18,35 +18,56 @@ result as a dict; fold handling is shared (``splits``), and so are the cached fr
 
 ``encoders``: a run directory, an ``encoders.pt``, loaded encoders, or ``"scratch"`` with ``preset=``.
 """
-from .cluster_report import cluster_report
-from .crossmodal import crossmodal
-from .dense import dense_extract
-from .features import extract, extract_split_features, load_source, with_frames
-from .finetune import finetune
-from .fusion import fusion
-from .linear import linear_eval, linear_probe
-from .retrieval import cross_modal_recall, recall_at_k, retrieval
-from .splits import resolve_folds
-from .svm import svm_eval, svm_probe
-from .sync import sync_accuracy
+import importlib
+import sys
+import types
 
-__all__ = [
-    "cluster_report",
-    "cross_modal_recall",
-    "crossmodal",
-    "dense_extract",
-    "extract",
-    "extract_split_features",
-    "finetune",
-    "fusion",
-    "linear_eval",
-    "linear_probe",
-    "load_source",
-    "recall_at_k",
-    "resolve_folds",
-    "retrieval",
-    "svm_eval",
-    "svm_probe",
-    "sync_accuracy",
-    "with_frames",
-]
+# Each function, by the module that defines it. They are imported on first use, so that importing
+# ``avssl.evaluation.commands`` (to build the ``avssl`` parser) does not load torch, faiss or sklearn.
+_EXPORTS = {
+    "cluster_report": "cluster_report",
+    "cross_modal_recall": "retrieval",
+    "crossmodal": "crossmodal",
+    "dense_extract": "dense",
+    "extract": "features",
+    "extract_split_features": "features",
+    "finetune": "finetune",
+    "fusion": "fusion",
+    "linear_eval": "linear",
+    "linear_probe": "linear",
+    "load_source": "features",
+    "recall_at_k": "retrieval",
+    "resolve_folds": "splits",
+    "retrieval": "retrieval",
+    "svm_eval": "svm",
+    "svm_probe": "svm",
+    "sync_accuracy": "sync",
+    "with_frames": "features",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+class _LazyPackage(types.ModuleType):
+    """``avssl.evaluation`` with its functions loaded on first use. Several share their module's name
+    (``finetune``, ``fusion``, ``retrieval``, ``crossmodal``, ``cluster_report``): importing such a
+    module binds it on the package, which here keeps the function instead, as an eager
+    ``from .finetune import finetune`` would."""
+
+    def __getattr__(self, name):
+        if name not in _EXPORTS:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{self.__name__}.{_EXPORTS[name]}"), name)
+        super().__setattr__(name, value)
+        return value
+
+    def __setattr__(self, name, value):
+        if name in _EXPORTS and isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+    def __dir__(self):
+        return sorted({*super().__dir__(), *_EXPORTS})
+
+
+sys.modules[__name__].__class__ = _LazyPackage

@@ -27,7 +27,7 @@ from ..config import PretrainConfig
 from ..data.dataset import logmel_config
 from ..data.logmel import LogMelSpectrogram
 from ..data.media import decode_audio, decode_video, probe
-from ..engine.checkpoint import atomic_write_text
+from ..engine.checkpoint import atomic_write_text, load_array
 from ..errors import ConfigError, MediaError
 from .splits import open_manifest, pct, write_report
 
@@ -204,14 +204,14 @@ def cluster_report(run, data=None, out=None, *, clustering: str | None = None, t
               "matched_videos": sum(lab is not None for lab in labels), "videos": len(paths), "clusterings": {}}
     d = run / "clusters"
     for name in names:
-        a = np.load(d / f"{name}_assignments.npy")
+        a = load_array(d / f"{name}_assignments.npy", "cluster assignment array")
         if len(a) != len(paths):
             raise ConfigError(f"{d}/{name}_assignments.npy has {len(a)} entries but videos.csv lists {len(paths)}")
         centroids = d / f"{name}_centroids.npy"
-        k = len(np.load(centroids)) if centroids.exists() else int(a.max()) + 1
+        k = len(load_array(centroids, "centroid array")) if centroids.exists() else int(a.max()) + 1
         stats = clustering_stats(a, labels, k, top_labels)
         dist_file = d / f"{name}_distances.npy"
-        dist = np.load(dist_file) if dist_file.exists() else np.zeros(len(a))
+        dist = load_array(dist_file, "distance array") if dist_file.exists() else np.zeros(len(a))
         rows = []
         for c in stats["clusters"][:grid_rows]:
             concept = c["labels"][0]

@@ -33,10 +33,7 @@ def _ints(text: str) -> tuple:
 
 
 def _common(p, folds: bool = True, modality: bool = True) -> None:
-    p.add_argument("--encoders", required=True, metavar="RUN_OR_PT|scratch",
-                   help="run directory or encoders.pt of a pretraining run, or 'scratch' (random init of --preset)")
-    p.add_argument("--preset", help="architecture and clip settings of --encoders scratch (e.g. cpu-tiny)")
-    p.add_argument("--seed", type=int, default=0, help="seed of scratch weights and of the evaluation (default 0)")
+    _encoder_options(p)
     p.add_argument("--data", required=True, help="labelled manifest CSV (with a split column or split_1.. folds)")
     p.add_argument("--out", required=True, help="output folder (results, and features under <out>/features)")
     if modality:
@@ -49,30 +46,42 @@ def _common(p, folds: bool = True, modality: bool = True) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _encoder_options(p) -> None:
+    """--encoders, and how to build 'scratch' (random) encoders: --preset < --config < --set, as avssl pretrain."""
+    from ..cli import add_config_options
+
+    p.add_argument("--encoders", required=True, metavar="RUN_OR_PT|scratch",
+                   help="run directory or encoders.pt of a pretraining run, or 'scratch' (random init of --preset)")
+    add_config_options(p, preset_help="architecture and clip settings of --encoders scratch (e.g. cpu-tiny)",
+                       config_help="YAML or JSON config file for --encoders scratch (a run's config.json gives "
+                                   "random encoders of that run's architecture); over --preset, under --set",
+                       set_help="config value for --encoders scratch, e.g. --set video.crop=112 (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of scratch weights and of the evaluation (default 0)")
+
+
 def _extract_options(p) -> None:
     p.add_argument("--cache", metavar="DIR", help="feature cache shared between commands (default <out>/features)")
     p.add_argument("--extract-batch-size", type=int, help="clips per forward pass (default: the encoder's batch size)")
 
 
 def register(subparsers) -> None:
-    """Add ``extract`` and ``eval`` (with its subcommands) to the ``avssl`` command."""
-    from .finetune import DEFAULT_LRS, FULL_LRS
-    from .linear import FC_LRS
-    from .retrieval import RECALL_KS
-    from .svm import SVM_CS
+    """Add ``extract`` and ``eval`` (with its subcommands) to the ``avssl`` command. Light at import: the
+    default grids come from ``grids``, the evaluation modules load when a command runs."""
+    from .grids import DEFAULT_LRS, FC_LRS, FULL_LRS, RECALL_KS, SVM_CS
 
     p = subparsers.add_parser("extract", help="features of frozen encoders to .npy + index CSV",
-                              description="Average of K uniformly spaced clips per video (or one row per clip).")
-    p.add_argument("--encoders", required=True, metavar="RUN_OR_PT|scratch")
-    p.add_argument("--preset", help="architecture and clip settings of --encoders scratch")
-    p.add_argument("--seed", type=int, default=0)
+                              description="Features of frozen encoders: the average of K uniformly spaced clips per "
+                                          "video (or one row per clip), written as .npy arrays with an index CSV; "
+                                          "--dense gives (T, D) clip features over whole videos instead.")
+    _encoder_options(p)
     p.add_argument("--data", required=True, help="manifest CSV or folder of videos")
-    p.add_argument("--out", required=True)
-    p.add_argument("--modality", choices=["video", "audio", "both"], default="video")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--modality", choices=["video", "audio", "both"], default="video", help="which encoder(s)")
     p.add_argument("--clips", type=int, default=10, help="uniformly spaced clips per video (default 10)")
-    p.add_argument("--level", choices=["video", "clip"], default="video")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--level", choices=["video", "clip"], default="video",
+                   help="one row per video (the clips' average) or one per clip")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _extract_options(p)
     d = p.add_argument_group("dense features for temporal localization (XDC Sec. 7): one (T, D) .npy per video "
                              "+ index.csv; --clips and --level do not apply")
@@ -84,10 +93,17 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run_extract)
 
     ev = subparsers.add_parser("eval", help="downstream evaluation: linear, svm, finetune, retrieval, fusion, "
-                                                 "crossmodal, clusters, sync")
+                                                 "crossmodal, clusters, sync",
+                               description="Downstream evaluation of pretrained (or random, 'scratch') encoders. "
+                                           "Every evaluation writes <name>.json and a readable <name>.md into --out "
+                                           "and prints the Markdown.")
     sub = ev.add_subparsers(dest="eval_command", metavar="EVALUATION", required=True)
 
-    p = sub.add_parser("linear", help="fc-only: linear classifier on frozen clip features (XDC Table 5)")
+    p = sub.add_parser("linear", help="fc-only: linear classifier on frozen clip features (XDC Table 5)",
+                       description="The XDC paper's fc-only protocol: a linear classifier on frozen clip features, "
+                                   "the learning rate chosen from Table 12's grid on a validation split carved from "
+                                   "the training videos (never on test); a test video's prediction averages "
+                                   "--test-clips uniformly spaced clips. Reports each fold and the mean.")
     _common(p)
     _extract_options(p)
     p.add_argument("--train-clips", type=int, default=10, help="uniform clips per training video (default 10)")
@@ -95,39 +111,49 @@ def register(subparsers) -> None:
     p.add_argument("--lrs", type=lambda t: _floats(t, FC_LRS), default=FC_LRS,
                    help="learning rates, chosen on validation ('paper' = Table 12 fc-only grid, the default)")
     p.add_argument("--epochs", type=int, default=32, help="epochs on features (default 32 = Table 11 shape x4)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size")
     p.add_argument("--val-fraction", type=float, default=0.1, help="training videos held out to choose the lr")
     p.set_defaults(func=_run_linear)
 
-    p = sub.add_parser("svm", help="linear SVM on frozen video-level features, C chosen on validation")
+    p = sub.add_parser("svm", help="linear SVM on frozen video-level features, C chosen on validation",
+                       description="A linear SVM on frozen video-level features (the average of --clips clips), its "
+                                   "cost C chosen on a validation split of the training videos (CrissCross App. E).")
     _common(p)
     _extract_options(p)
     p.add_argument("--clips", type=int, default=10, help="uniform clips averaged per video (default 10)")
     p.add_argument("--cs", type=lambda t: _floats(t, SVM_CS), default=SVM_CS, help="costs C to sweep")
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--val-fraction", type=float, default=0.2, help="training videos held out to choose C")
     p.set_defaults(func=_run_svm)
 
-    p = sub.add_parser("finetune", help="full fine-tuning of the encoder with a new fc (XDC Tables 11-12)")
+    p = sub.add_parser("finetune", help="full fine-tuning of the encoder with a new fc (XDC Tables 11-12)",
+                       description="Full fine-tuning of the encoder with a new fc layer (XDC Tables 11-12): warm-up "
+                                   "and step decay over --epochs, the learning rate chosen on validation when "
+                                   "several are given; test videos average --test-clips clips.")
     _common(p)
     p.add_argument("--lrs", type=lambda t: _floats(t, FULL_LRS), default=DEFAULT_LRS,
                    help="base learning rate(s); several are chosen on validation ('paper' = Table 12 Full grid); "
                         "default 0.01")
     p.add_argument("--epochs", type=int, default=8, help="total epochs; warm-up and step are a quarter (default 8)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size")
     p.add_argument("--epoch-size", type=int, help="clips per epoch (default: one per training video)")
-    p.add_argument("--test-clips", type=int, default=10)
-    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--test-clips", type=int, default=10, help="uniform clips averaged per test video")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="training videos held out to choose the lr")
     p.set_defaults(func=_run_finetune)
 
-    p = sub.add_parser("retrieval", help="test videos query training videos; recall@k (CrissCross App. E.3)")
+    p = sub.add_parser("retrieval", help="test videos query training videos; recall@k (CrissCross App. E.3)",
+                       description="Video retrieval (CrissCross App. E.3): each test video's frozen feature queries "
+                                   "the training videos; a hit is a neighbour of the same class; recall@k.")
     _common(p)
     _extract_options(p)
-    p.add_argument("--clips", type=int, default=10)
+    p.add_argument("--clips", type=int, default=10, help="uniform clips averaged per video")
     p.add_argument("--ks", type=_ints, default=RECALL_KS, help="recall cut-offs (default 1,5,20)")
     p.set_defaults(func=_run_retrieval)
 
     p = sub.add_parser("fusion", help="late fusion: a+v concatenated frozen features beside v and a alone "
-                                      "(CrissCross Table 2)")
+                                      "(CrissCross Table 2)",
+                       description="Late fusion (CrissCross Table 2, 'a+v'): the L2-normalised video-level features "
+                                   "of both encoders concatenated, classified beside each modality alone; videos "
+                                   "with both modalities.")
     _common(p, modality=False)
     _extract_options(p)
     p.add_argument("--classifier", choices=["svm", "linear"], default="svm",
@@ -135,46 +161,75 @@ def register(subparsers) -> None:
     p.add_argument("--clips", type=int, default=10, help="uniform clips averaged per video (default 10)")
     p.add_argument("--cs", type=lambda t: _floats(t, SVM_CS), default=SVM_CS, help="SVM costs C to sweep")
     p.add_argument("--lrs", type=lambda t: _floats(t, FC_LRS), default=FC_LRS, help="fc-only learning rates")
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--val-fraction", type=float, default=0.2, help="training videos held out to choose C or the lr")
     p.set_defaults(func=_run_fusion)
 
     p = sub.add_parser("crossmodal", help="video queries retrieve audio and audio queries video on held-out videos, "
-                                          "recall@k (AVTS and CrissCross runs)")
+                                          "recall@k (AVTS and CrissCross runs)",
+                       description="Cross-modal retrieval on held-out videos: video queries rank the audio of all "
+                                   "videos and audio queries the video, recall@k of the pair and of the label. Needs "
+                                   "a run whose method embeds both modalities together (AVTS, CrissCross); other "
+                                   "methods are reported as not applicable.")
     p.add_argument("--encoders", required=True, metavar="RUN_OR_PT", help="run directory or encoders.pt")
     p.add_argument("--data", required=True, help="manifest CSV or folder")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--split", default="test", help="the held-out part (default test; all videos if absent)")
     p.add_argument("--clips", type=int, default=3, help="uniform audio-visual clips per video (default 3)")
     p.add_argument("--ks", type=_ints, default=RECALL_KS, help="recall cut-offs (default 1,5,20)")
     p.add_argument("--batch-size", type=int, help="clips per forward pass (default: the run's batch size)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_crossmodal)
 
-    p = sub.add_parser("clusters", help="purity/NMI/ARI, top and bottom clusters, picture grid and HTML of a run")
+    p = sub.add_parser("clusters", help="purity/NMI/ARI, top and bottom clusters, picture grid and HTML of a run",
+                       description="A report on a pretraining run's clusters: purity, NMI and ARI against labels, the "
+                                   "top and bottom clusters, a picture grid of the clips nearest each centroid and "
+                                   "an HTML page.")
     p.add_argument("--run", required=True, help="pretraining run directory")
     p.add_argument("--data", help="labelled manifest matched by path (default: the labels in the run's videos.csv)")
     p.add_argument("--clustering", help="one clustering (default: every clusters/*_assignments.npy)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--top", type=int, default=10, help="clusters listed at the top and bottom (default 10)")
     p.add_argument("--grid-rows", type=int, default=6, help="top clusters shown in the picture grid")
     p.add_argument("--grid-cols", type=int, default=6, help="videos per cluster in the grid")
     p.set_defaults(func=_run_clusters)
 
     p = sub.add_parser("sync", help="audio-visual synchronisation accuracy, in sync vs another video's audio "
-                                    "(AVTS slides; AVTS and CrissCross runs)")
+                                    "(AVTS slides; AVTS and CrissCross runs)",
+                       description="AVTS's synchronisation accuracy: tell a clip's frames with their own audio from "
+                                   "the frames with another video's audio (chance 50%). The run's method scores each "
+                                   "pair, a threshold is chosen on the train videos and accuracy and ROC AUC are "
+                                   "reported on the others.")
     p.add_argument("--encoders", required=True, metavar="RUN_OR_PT", help="run directory or encoders.pt")
     p.add_argument("--data", required=True, help="manifest CSV or folder; a split column (train/test) picks the "
                                                  "videos that choose the threshold (train) and report (test)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--clips", type=int, default=3, help="uniformly spaced clips (pairs) per video (default 3)")
     p.add_argument("--fit-fraction", type=float, default=0.5,
                    help="without a train/test split column: videos that choose the threshold (default 0.5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the pairing and of the fit/report split")
     p.add_argument("--batch-size", type=int, help="clips per forward pass (default: the run's batch size)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_sync)
+
+    # The one place every command of this module gets its --out folder: checked (not a file) and locked
+    # for the command's duration, so two processes never write one output folder (``runlock``).
+    for parser in [subparsers.choices["extract"], *sub.choices.values()]:
+        parser.set_defaults(func=_holding_out(parser.get_default("func")))
+
+
+def _holding_out(handler):
+    """``handler(args)`` run while holding the lock of ``args.out`` (created if needed)."""
+
+    def run(a) -> int:
+        from ..runlock import RunLock
+
+        with RunLock(a.out):
+            return handler(a)
+
+    run.__name__ = run.__qualname__ = getattr(handler, "__name__", "run")
+    return run
 
 
 def _source(a) -> dict:
@@ -182,12 +237,37 @@ def _source(a) -> dict:
 
 
 def _encoders(a):
-    """``--encoders``, run on ``--frames``-frame clips when that is given."""
+    """``--encoders`` (for ``scratch`` with ``--config`` or ``--set``: random encoders of that config),
+    run on ``--frames``-frame clips when that is given."""
+    custom = getattr(a, "config", None) is not None or bool(getattr(a, "overrides", None))
+    if custom and str(a.encoders) != "scratch":
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--config and --set only apply to --encoders scratch; {a.encoders} carries its own settings")
+    source = scratch_source(a) if custom else a.encoders
     if getattr(a, "frames", None) is None:
-        return a.encoders
+        return source
     from .features import load_source, with_frames
 
-    return with_frames(load_source(a.encoders, a.preset, a.seed), a.frames)
+    return with_frames(load_source(source, a.preset, a.seed), a.frames)
+
+
+def scratch_source(a):
+    """Random ('scratch') encoders of ``--preset``, ``--config`` and ``--set``, merged as ``avssl pretrain``
+    merges them (preset < config file < --set), seeded with ``--seed``."""
+    from dataclasses import replace
+
+    from ..config import config_layers, resolve
+    from ..encoders import scratch_encoders
+    from ..errors import ConfigError
+    from .features import load_source
+
+    if not config_layers(a.preset, a.config, default_preset="")[0]:
+        raise ConfigError("--encoders scratch needs --preset NAME, or a --config file that names a preset "
+                          "(a run's config.json does)")
+    cfg = resolve(a.preset, None, a.overrides, config_file=a.config)
+    settings = " + ".join([cfg.preset, *([Path(a.config).name] if a.config else []), *a.overrides])
+    return replace(load_source(scratch_encoders(cfg, seed=a.seed)), name=f"scratch ({settings}, seed {a.seed})")
 
 
 def _extract(a) -> dict:
@@ -202,13 +282,14 @@ def _print(result: dict) -> int:
 def _run_extract(a) -> int:
     from .features import extract
 
+    encoders = _encoders(a)
     if a.dense:
         from .dense import dense_extract
 
-        return _print(dense_extract(a.encoders, a.data, a.out, modality=a.modality, stride=a.stride,
+        return _print(dense_extract(encoders, a.data, a.out, modality=a.modality, stride=a.stride,
                                     clip_len=a.clip_len, max_memory_mb=a.max_memory_mb,
                                     batch_size=a.extract_batch_size, **_source(a)))
-    return _print(extract(a.encoders, a.data, a.out, modality=a.modality, clips=a.clips, level=a.level,
+    return _print(extract(encoders, a.data, a.out, modality=a.modality, clips=a.clips, level=a.level,
                           cache_dir=a.cache, batch_size=a.extract_batch_size, **_source(a)))
 
 

@@ -8,10 +8,12 @@ from .longclip import LongClipRetraining
 from .mdc import MDC
 from .same_modality_xdc import XDCAudioAudio, XDCVideoVideo
 from .sdc import SDC
+from .supervised import Supervised
 from .xdc import XDC
 
 METHODS: dict[str, type[PretextMethod]] = {
-    m.name: m for m in (SDC, MDC, CDC, XDC, XDCVideoVideo, XDCAudioAudio, AVTS, CrissCross, LongClipRetraining)
+    m.name: m for m in (SDC, MDC, CDC, XDC, XDCVideoVideo, XDCAudioAudio, AVTS, CrissCross, LongClipRetraining,
+                       Supervised)
 }
 
 

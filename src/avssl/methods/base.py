@@ -55,6 +55,10 @@ class PretextMethod(nn.Module):
         """Iterations of the run (deep clustering: ``cfg.iterations``; a curriculum: its stages)."""
         return self.cfg.iterations
 
+    def check_data(self, entries, manifest) -> None:
+        """Refuse, with a ConfigError, data the method cannot train on (``entries``: the usable videos,
+        each with its ``label`` id, -1 where unlabelled). Called before any work; nothing by default."""
+
     def view_plan(self, iteration: int):
         """The windows a training item holds in ``iteration`` (``data.views``), or None for one clip
         per item with both modalities at the same time. Used for training and validation alike."""

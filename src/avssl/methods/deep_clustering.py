@@ -5,6 +5,8 @@ SDC, MDC, CDC, XDC and same-modality XDC differ only in two tables:
   (several slots are concatenated after separate L2 normalisation, as CDC does);
 - ``targets``: which clusterings each slot's classification heads predict.
 Everything else (extraction, k-means, head reset, cross-entropy on pseudo-labels) is shared here.
+A subclass may take its label tables from elsewhere (``iteration_labels``, with ``head_size``):
+supervised pretraining trains the same heads on the manifest's labels.
 """
 from __future__ import annotations
 
@@ -30,16 +32,27 @@ class DeepClusteringMethod(PretextMethod):
         return f"{slot}__{clustering}"
 
     def begin_iteration(self, ctx) -> dict:
-        """Extract features of every slot that is clustered, cluster, and route the new pseudo-labels."""
+        """Make this iteration's label tables, route them to the heads, and reset the heads."""
+        self.pseudo_labels.update(self.iteration_labels(ctx))
+        self.reset_heads(ctx.iteration)
+        return {}
+
+    def iteration_labels(self, ctx) -> dict[str, torch.Tensor]:
+        """{name: per-video label ids (-1: none)} for the iteration: extract features of every slot
+        that is clustered and run each clustering's k-means on them."""
         needed = sorted({s for slots in self.clusterings.values() for s in slots})
         feats = ctx.features({s: self.slots[s] for s in needed})
+        out = {}
         for name, slots in self.clusterings.items():
             x, valid = _joint_features([feats[s] for s in slots])
             k = self.cfg.clustering.k_for(name)
             labels = ctx.cluster(name, x, valid, k, previous=self.pseudo_labels.get(name))
-            self.pseudo_labels[name] = torch.from_numpy(labels.astype(np.int64))
-        self.reset_heads(ctx.iteration)
-        return {}
+            out[name] = torch.from_numpy(labels.astype(np.int64))
+        return out
+
+    def head_size(self, name: str) -> int:
+        """Outputs of the heads that predict label table ``name``: its k."""
+        return self.cfg.clustering.k_for(name)
 
     def reset_heads(self, iteration: int) -> None:
         """New classification heads for the new pseudo-label taxonomy; the encoders are kept."""
@@ -48,8 +61,7 @@ class DeepClusteringMethod(PretextMethod):
         self.heads = nn.ModuleDict()
         for slot, names in self.targets.items():
             for name in names:
-                k = self.cfg.clustering.k_for(name)
-                head = nn.Linear(self.encoders[slot].out_dim, k)
+                head = nn.Linear(self.encoders[slot].out_dim, self.head_size(name))
                 with torch.no_grad():  # DeepCluster's fc initialisation
                     head.weight.copy_(torch.randn(head.weight.shape, generator=gen) * 0.01)
                     head.bias.zero_()
