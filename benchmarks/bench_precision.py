@@ -24,7 +24,7 @@ CASES = [  # (label, preset, overrides)
     ("cpu-tiny", "cpu-tiny", []),
     ("demo", "demo", []),
     ("cpu-small", "cpu-small", []),
-    ("xdc-paper width, 8x112x112, batch 2", "xdc-paper", ["video.crop=112", "video.resize=128", "optim.batch_size=2"]),
+    ("xdc-paper width at 8x112x112 (batch 2)", "xdc-paper", ["video.crop=112", "video.resize=128", "optim.batch_size=2"]),
 ]
 
 

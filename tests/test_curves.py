@@ -89,8 +89,10 @@ def test_curve_data_holds_exactly_the_logged_values(xdc_two_iterations):
     # Every other number an epoch logs (e.g. a gradient norm) is a curve of the "other" panel.
     logged = {k for r in epochs for k, v in r.items() if isinstance(v, (int, float))}
     plain = {k for k in logged if not k.startswith(("acc_", "loss_"))} - {"iteration", "epoch", "loss", "val_loss",
-                                                                          "lr", "steps"}
+                                                                          "lr", "steps", "time"}
     assert set(e["other"]) == plain
+    # ``time`` (each line's wall clock) is bookkeeping, never a curve
+    assert all(isinstance(r["time"], float) for r in epochs) and "time" not in e["other"]
     for key, values in e["other"].items():
         expected = [r.get(key, math.nan) for r in epochs]
         assert [None if math.isnan(v) else v for v in values] == [None if math.isnan(v) else v for v in expected]

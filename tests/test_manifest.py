@@ -310,3 +310,44 @@ def test_folder_command_rejects_an_empty_folder_without_writing(tmp_path):
     with pytest.raises(ConfigError, match="no media files found under"):
         run_cli(["data", "folder", str(tmp_path / "empty"), "--out", str(tmp_path / "m.csv")])
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_folder_command_writes_a_stratified_split_that_the_evaluations_accept(tmp_path, clip, capsys):
+    """--split-fraction: per label, about that fraction in test, at least one when a label has 2 files,
+    none when it has 1; the same split for the same seed, another for another seed."""
+    from avssl.evaluation.splits import resolve_folds
+
+    names = [f"dog/{i}.mp4" for i in range(10)] + [f"cat/{i}.mp4" for i in range(3)] + ["owl/0.mp4", "owl/1.mp4",
+                                                                                        "bat/0.mp4"]
+    place(clip, tmp_path / "data", *names)
+    out, again = tmp_path / "m.csv", tmp_path / "again.csv"
+    argv = ["data", "folder", str(tmp_path / "data"), "--class-folders", "--split-fraction", "0.2", "--seed", "0"]
+    assert run_cli([*argv, "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}: 16 items; 4 classes; split test 4, train 12"
+    m = Manifest.read(out)
+    test = {}
+    for item in m:
+        assert item.split in ("train", "test")
+        test.setdefault(item.label, []).append(item.split == "test")
+    assert {label: sum(flags) for label, flags in test.items()} == {"dog": 2, "cat": 1, "owl": 1, "bat": 0}
+    assert run_cli([*argv, "--out", str(again)]) == 0
+    assert again.read_text() == out.read_text()  # deterministic for the seed
+    other = Manifest.read(out).with_split(0.2, seed=1)
+    assert [i.split for i in other] != [i.split for i in m]
+    assert [i.label for i in other] == [i.label for i in m]
+    # every test label occurs in training, so the manifest evaluates as it is
+    (fold,) = resolve_folds(m)
+    assert len(fold.test) == 4 and set(fold.classes) == {"dog", "cat", "owl", "bat"}
+
+
+def test_split_fraction_of_an_unlabelled_folder_and_bad_fractions(tmp_path, clip, capsys):
+    place(clip, tmp_path / "data", *[f"{i}.mp4" for i in range(10)])
+    out = tmp_path / "m.csv"
+    assert run_cli(["data", "folder", str(tmp_path / "data"), "--split-fraction", "0.3", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}: 10 items; unlabelled; split test 3, train 7"
+    for bad in ("0", "1", "1.5", "x"):
+        with pytest.raises(SystemExit):
+            run_cli(["data", "folder", str(tmp_path / "data"), "--split-fraction", bad, "--out", str(out)])
+        assert "--split-fraction" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        Manifest.read(out).with_split(1.0)

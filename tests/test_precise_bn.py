@@ -33,7 +33,8 @@ def _train_and_compare(world, tmp_path, precise_clips):
     """Train XDC on the demo preset's networks and clips for 3 epochs, then the loss of the same batch in
     train mode (batch statistics) and in eval mode (running statistics)."""
     cfg = resolve("demo", "xdc", ["iterations=1", "optim.max_epochs=3", "optim.early_stop=0", "optim.batch_size=8",
-                                  "clustering.k=4", "precision=fp32", f"optim.precise_bn_clips={precise_clips}"])
+                                  "optim.lr=0.1", "optim.epoch_size=null", "clustering.k=4", "precision=fp32",
+                                  f"optim.precise_bn_clips={precise_clips}"])
     trainer = Pretrainer(cfg, world, tmp_path / f"run{precise_clips}", progress=False)
     trainer.run()
     trainer.train_set.set_epoch(0)

@@ -120,7 +120,7 @@ def test_demo_preset_trains_with_finite_losses_and_sane_weights(tiny_world, tmp_
     from avssl.engine.pretrain import pretrain
 
     cfg = resolve("demo", "xdc", ["iterations=2", "optim.max_epochs=2", "optim.batch_size=8", "clustering.k=4",
-                                  f"precision={precision}"])
+                                  "optim.epoch_size=null", f"precision={precision}"])
     run = pretrain(cfg, tiny_world, tmp_path / "run", progress=False)
     records = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if "loss" in r and not r.get("summary")]

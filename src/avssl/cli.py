@@ -127,7 +127,9 @@ def _add_pretrain(sub) -> None:
                         "(videos.csv), matching them by path; a method with pseudo-labels goes back to its last "
                         "finished iteration and clusters the new data first (without this flag such a resume is "
                         "refused, listing the differences)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars, only the log: a line per epoch and a summary per iteration (bars are "
+                        "drawn only when the output is a terminal anyway)")
     p.set_defaults(func=_run_pretrain)
 
 
@@ -245,8 +247,8 @@ def _run_presets(args) -> int:
 
 # Modules that add their own subcommands with a ``register(subparsers)`` function, in --help order.
 # Each must import only light modules at the top: building the parser imports all of them.
-COMMAND_MODULES = ["status", "demo", "evaluation.commands", "data.commands", "sweep", "longclip", "visualize",
-                   "weights_commands"]
+COMMAND_MODULES = ["status", "compare", "demo", "evaluation.commands", "data.commands", "sweep", "longclip",
+                   "visualize", "weights_commands"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,8 +19,9 @@ import json
 import math
 from pathlib import Path
 
-#: per-epoch keys that are not curves of their own (``steps`` is the number of optimiser steps)
-_EPOCH_BOOKKEEPING = {"iteration", "epoch", "summary", "loss", "val_loss", "lr", "steps"}
+#: per-epoch keys that are not curves of their own (``steps`` is the number of optimiser steps, ``time``
+#: the wall clock when the line was written)
+_EPOCH_BOOKKEEPING = {"iteration", "epoch", "summary", "loss", "val_loss", "lr", "steps", "time", "timestamp"}
 #: the loss panel switches to a log y-scale when max / min of its values exceeds this (two decades)
 LOG_SCALE_SPAN = 100.0
 

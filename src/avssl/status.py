@@ -14,12 +14,12 @@ validation loss ends iterations sooner.
 from __future__ import annotations
 
 import json
-import math
 import time
 from datetime import datetime
 from pathlib import Path
 
 from .errors import ConfigError
+from .progress import fmt_number
 
 # metrics keys that are bookkeeping, not measurements
 _NOT_METRICS = ("iteration", "epoch", "time", "timestamp", "summary")
@@ -38,7 +38,11 @@ def planned_epochs(cfg: dict) -> list[int]:
         return [epochs]
     if method == "supervised":  # the self-supervised methods' whole budget in one go
         return [iterations * epochs]
-    return [epochs] * iterations
+    plan = [epochs] * iterations
+    last = optim.get("last_iteration_epochs")  # a longer last deep-clustering iteration (XDC Table 10, IG*)
+    if last and plan:
+        plan[-1] = int(last[2])
+    return plan
 
 
 def run_status(run, now: float | None = None) -> dict:
@@ -119,7 +123,7 @@ def format_status(s: dict) -> str:
     last = s["last_epoch"]
     if last:
         rows.append(("last epoch", f"iteration {last['iteration']}, epoch {last['epoch']}: "
-                                   + ", ".join(f"{k} {_number(v)}" for k, v in last["metrics"].items())))
+                                   + ", ".join(f"{k} {fmt_number(v)}" for k, v in last["metrics"].items())))
     summary = s["last_iteration"]
     if summary and summary["clusters"]:
         rows.append(("clusters", f"iteration {summary['iteration']}: " + "; ".join(summary["clusters"])))
@@ -230,27 +234,16 @@ def _last_iteration(summaries: dict) -> dict | None:
         if "min" in sizes and "max" in sizes:
             bits.append(f"of {sizes['min']}-{sizes['max']} videos,")
         if _is_number(c.get("nmi_previous")):
-            bits.append(f"NMI with the previous {_number(c['nmi_previous'])},")
+            bits.append(f"NMI with the previous {fmt_number(c['nmi_previous'])},")
         labels = c.get("vs_labels") or {}
         if _is_number(labels.get("purity")):
-            bits.append(f"purity {_number(labels['purity'])} NMI {_number(labels.get('nmi'))} (vs labels)")
+            bits.append(f"purity {fmt_number(labels['purity'])} NMI {fmt_number(labels.get('nmi'))} (vs labels)")
         clusters.append(" ".join(bits))
     return {"iteration": it, "clusters": clusters}
 
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _number(v) -> str:
-    """Readable at any scale: scientific notation for very large or very small values."""
-    if not _is_number(v):
-        return str(v)
-    if isinstance(v, int):
-        return str(v)
-    if not math.isfinite(v) or v == 0:
-        return f"{v:g}"
-    return f"{v:.3e}" if abs(v) >= 1e5 or abs(v) < 1e-3 else f"{v:.4g}"
 
 
 def _duration(seconds: float) -> str:

@@ -28,6 +28,10 @@ def register(subparsers) -> None:
     p = sub.add_parser("folder", help="manifest of every media file under a folder")
     p.add_argument("root", help="folder to scan (at any depth)")
     p.add_argument("--class-folders", action="store_true", help="label each file with its first-level subfolder")
+    p.add_argument("--split-fraction", type=_fraction, default=None, metavar="F",
+                   help="write a split column: this fraction of each label's files is 'test', the rest 'train' "
+                        "(every label with 2 or more files gets at least one test file); without it, no split")
+    p.add_argument("--seed", type=int, default=0, help="which files --split-fraction puts in test")
     _add_out(p, _folder)
 
     for name, helper in (("ucf101", "ucfTrainTestlist"), ("hmdb51", "testTrainMulti_7030_splits")):
@@ -89,6 +93,8 @@ def _folder(args) -> Manifest:
         manifest = Manifest.from_folder(args.root)
     if not manifest.items:
         raise ConfigError(f"no media files found under {manifest.source}")
+    if args.split_fraction is not None:
+        manifest = manifest.with_split(args.split_fraction, args.seed)
     return manifest
 
 
@@ -124,6 +130,16 @@ def _probe(args) -> int:
 def _printable(path: str) -> str:
     """``path`` with undecodable bytes shown as escapes: printing them raw fails on a UTF-8 terminal."""
     return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from avssl.data.writer import write_av
 from avssl.errors import ConfigError
+from avssl.progress import progress as progress_bar
 
 # Bump when the generator's output changes, so cached copies made by an older version are not reused.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 COMPLETE_MARKER = ".complete"
 
 
@@ -392,11 +392,13 @@ def _sample_nuisances(rng: np.random.Generator, config: DemoWorldConfig) -> dict
         # Timing is shared by the two modalities (that is the synchrony) but not tied to the class.
         "tempo": float(rng.uniform(0.9, 1.1)),
         "event_phase": float(rng.uniform(0, 1)),
-        "pitch_offset": float(rng.uniform(-6, 6)),  # semitones
+        # Audio nuisances are milder than the video's (version 4): the soundtrack carries the class, so
+        # clustering audio finds it while clustering video finds the background, the situation of XDC.
+        "pitch_offset": float(rng.uniform(-2, 2)),  # semitones
         "loudness_db": float(rng.uniform(-30, -12)),  # RMS, dBFS
         "noise": str(rng.choice(_NOISES)),
-        "snr_db": float(rng.uniform(0, 15)),
-        "reverb_s": float(rng.uniform(0.05, 0.6)),
+        "snr_db": float(rng.uniform(10, 25)),
+        "reverb_s": float(rng.uniform(0.05, 0.3)),
     }
 
 
@@ -474,14 +476,14 @@ def generate_demo_world(out_dir, config: DemoWorldConfig = DemoWorldConfig(), wo
     workers = 2 if workers is None else workers
     rows = []
     if workers <= 1:
-        with tqdm(total=len(tasks), desc="demo world", unit="clip", disable=not progress) as bar:
+        with progress_bar(total=len(tasks), desc="demo world", unit="clip", enabled=progress) as bar:
             for task in tasks:
                 rows.append(_make_clip(task))
                 bar.update()
     else:
         # The pool starts before the bar's monitor thread: the forked workers copy a single-threaded process.
-        with _pool_context().Pool(workers) as pool, tqdm(
-            total=len(tasks), desc="demo world", unit="clip", disable=not progress
+        with _pool_context().Pool(workers) as pool, progress_bar(
+            total=len(tasks), desc="demo world", unit="clip", enabled=progress
         ) as bar:
             for row in pool.imap_unordered(_make_clip, tasks):
                 rows.append(row)

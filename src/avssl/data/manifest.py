@@ -11,9 +11,12 @@ bytes go back to disk unchanged and the file can still be opened.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
+import math
 import os
+import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -173,6 +176,28 @@ class Manifest:
     def subset(self, indices: Iterable[int]) -> Manifest:
         """The items at ``indices``, in that order."""
         return Manifest([self.items[i] for i in indices], self.source)
+
+    def with_split(self, test_fraction: float, seed: int = 0) -> Manifest:
+        """A copy whose ``split`` is ``train`` or ``test``, stratified by label: of each label's n items
+        (the unlabelled ones form one group) ``round(test_fraction * n)`` go to test, at least 1 and at
+        most n - 1 when n >= 2 (so every class is on both sides), none when n = 1. Which ones is
+        decided by ``seed`` and the label alone: the same for every run, and a class added to the
+        folder leaves the other classes' splits as they were."""
+        if not 0 < test_fraction < 1:
+            raise ConfigError(f"the test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+        groups: dict[str | None, list[int]] = {}
+        for i, item in enumerate(self.items):
+            groups.setdefault(item.label, []).append(i)
+        test: set[int] = set()
+        for label, members in groups.items():
+            n = len(members)
+            k = min(max(math.floor(test_fraction * n + 0.5), 1), n - 1)
+            order = sorted(members, key=lambda i: self.items[i].path)
+            random.Random(f"avssl-split:{seed}:{label}").shuffle(order)
+            test.update(order[:k])
+        items = [dataclasses.replace(item, split="test" if i in test else "train", meta=dict(item.meta))
+                 for i, item in enumerate(self.items)]
+        return Manifest(items, self.source)
 
 
 def _rows(reader, csv_path: str):

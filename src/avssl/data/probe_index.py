@@ -16,11 +16,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
-from tqdm import tqdm
-
 from avssl.data.manifest import Manifest, write_text_atomic
 from avssl.data.media import MediaInfo, probe
 from avssl.errors import ConfigError, MediaError
+from avssl.progress import progress as progress_bar
 
 log = logging.getLogger("avssl.data")
 
@@ -124,7 +123,7 @@ def probe_manifest(
     if todo:
         log.info("probing %d new or changed of %d files (cache: %s)", len(todo), len(paths), cache_path)
     try:
-        with tqdm(total=len(todo), desc="probing media", unit="file", disable=not progress or not todo) as bar:
+        with progress_bar(total=len(todo), desc="probing media", unit="file", enabled=progress and bool(todo)) as bar:
             for path, outcome, deterministic in _probe_all(todo, workers):
                 results[path] = outcome
                 # Unexpected failures (I/O errors on a network share, say) are retried next time.

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.lib.format import open_memmap
-from tqdm.auto import tqdm
 
+from ..progress import progress as progress_bar
 from .precision import autocast
 
 
@@ -44,7 +44,7 @@ def extract_features(
     for m in modules.values():
         m.eval()
     try:
-        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
+        for batch in progress_bar(loader, desc, enabled=progress, leave=False, unit="batch"):
             for path, reason in batch.get("skipped", []):
                 if on_skip is not None:
                     on_skip(path, reason)

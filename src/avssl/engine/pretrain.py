@@ -23,14 +23,13 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, Subset, WeightedRandomSampler
-from tqdm.auto import tqdm
 
 from ..clustering.kmeans import kmeans
 from ..clustering.metrics import cluster_size_stats, label_report, nmi
@@ -45,7 +44,9 @@ from ..data.probe_index import probe_manifest
 from ..errors import AvsslError, ConfigError
 from ..encoders import ENCODERS_FORMAT
 from ..methods import build_method
+from ..progress import epoch_line, fmt_number, progress
 from ..runlock import RunLock, check_output_folder
+from ..tracking import Tracker
 from . import distributed
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
 from . import datarecord
@@ -55,6 +56,7 @@ from .precise_bn import recompute_bn_stats
 from .precision import autocast, plan_for_encoders, to_memory_format, video_input
 from .handcrafted import handcrafted_features
 from .schedule import build_optimizer, learning_rate, set_learning_rate
+from .stopping import new_stopper, stopped_groups, update_stopper
 
 log = logging.getLogger("avssl.pretrain")
 
@@ -146,6 +148,8 @@ class IterationContext:
 
 class Pretrainer:
     """Runs a pretraining job. ``data`` is a manifest CSV, a folder, or a Manifest."""
+
+    tracker: Tracker | None = None  # TensorBoard event files of the run (rank 0, while ``run`` runs)
 
     def __init__(self, cfg: PretrainConfig, data, run_dir, resume: bool = False, progress: bool = True,
                  allow_data_change: bool = False):
@@ -287,8 +291,11 @@ class Pretrainer:
     def _metrics(self, record: dict) -> None:
         if not distributed.is_main():
             return
+        record = {**record, "time": round(time.time(), 3)}  # wall clock, unix seconds (avssl status reads it)
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tracker is not None:  # the same record as TensorBoard scalars
+            self.tracker.write(record)
 
     # --- checkpoints -------------------------------------------------------------------------
     def _state(self, iteration, epoch, optimizer, stopper, done) -> dict:
@@ -508,6 +515,9 @@ class Pretrainer:
                 self._write_skips(aborting=True)
             raise
         finally:
+            if self.tracker is not None:
+                self.tracker.close()
+                self.tracker = None
             if lock is not None:
                 lock.release()
 
@@ -515,6 +525,8 @@ class Pretrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "checkpoints").mkdir(exist_ok=True)
         state = self._load_last() if self._resume else None
+        # Resumed at an iteration's end: its optimiser state, for a method that carries it on (AVTS).
+        self._carried_optimizer = state["optimizer"] if state is not None and state["iteration_done"] else None
         if not self._resume and (self.run_dir / "checkpoints" / "last.pt").exists():
             raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it, "
                               f"or choose another --out")
@@ -525,6 +537,7 @@ class Pretrainer:
             self._writing = True
             self.cfg.save(self.run_dir / "config.json")
             self._write_index()
+            self.tracker = Tracker.open(self.run_dir, self.cfg.logging.tensorboard)
         history = []
         start_it = 0
         if state is not None:
@@ -558,15 +571,22 @@ class Pretrainer:
         self._record_pseudo_labels(it)
         self.model = self._wrap()  # after begin_iteration: its heads may be new
         optimizer = build_optimizer(self.cfg.optim, self.method.trainable_groups())
-        stopper = {"previous": math.inf, "increases": 0, "best": math.inf, "stopped": False}
+        if self.method.continues_optimizer and getattr(self, "_carried_optimizer", None):
+            optimizer.load_state_dict(self._carried_optimizer)  # one optimiser through the iterations (AVTS)
+        groups = self.method.stopping_groups()  # parts that stop early on their own (SDC), or None
+        stopper = new_stopper(groups)
         first_epoch, last = 0, {}
         if resume_state is not None:
             optimizer.load_state_dict(resume_state["optimizer"])
             stopper = dict(resume_state["stopper"])
             first_epoch, last = resume_state["epoch"], resume_state["last_epoch"]
+        if groups and not stopper["stopped"]:  # parts stopped before a resume stay frozen; a new iteration frees all
+            self.method.set_stopped(stopped_groups(stopper))
+            self.model = self._wrap()
         t_train = time.perf_counter()
         epochs = self.method.max_epochs(it)
-        o = replace(self.cfg.optim, max_epochs=epochs)  # the schedule spans this iteration's epochs
+        # The schedule spans this iteration's epochs, or (from an offset) the whole run's: iteration_schedule.
+        o, lr_offset = self.method.iteration_schedule(it)
 
         def checkpoint(epoch: int, done: bool) -> dict:
             state = self._state(it, epoch, optimizer, stopper, done)
@@ -578,23 +598,31 @@ class Pretrainer:
         for epoch in range(first_epoch, epochs):
             if stopper["stopped"]:
                 break
-            last = self._epoch(it, epoch, optimizer, o)
+            t_epoch = time.perf_counter()
+            last = self._epoch(it, epoch, optimizer, o, lr_offset)
             self.refresh_bn_stats(it * 10007 + epoch)
             problems = weight_problems(self.method)
             if problems:
                 raise self._diverged(f"the weights exploded in iteration {it}, epoch {epoch} "
                                      f"({'; '.join(problems)})")
-            last["val_loss"] = self._validate()
+            parts = {k: 0.0 for keys in (groups or {}).values() for k in keys}  # each part's validation losses
+            last["val_loss"] = self._validate(parts)
+            last.update({f"val_{k}": v for k, v in parts.items()})
             if len(self.val_indices) and not math.isfinite(last["val_loss"]):
                 raise self._diverged(f"the validation loss became {last['val_loss']} after iteration {it}, epoch {epoch}")
-            stopper["increases"] = stopper["increases"] + 1 if last["val_loss"] > stopper["previous"] else 0
-            stopper["previous"] = last["val_loss"]
-            stopper["best"] = min(stopper["best"], last["val_loss"])
-            stopper["stopped"] = bool(o.early_stop and stopper["increases"] >= o.early_stop)
+            newly = update_stopper(stopper, last["val_loss"], o.early_stop, parts, groups)
+            if newly:  # these parts stop here and are frozen from the next epoch on; the others train on
+                last["stopped_parts"] = stopped_groups(stopper)
+                if not stopper["stopped"]:  # (when all have stopped, the iteration ends here)
+                    self.method.set_stopped(stopped_groups(stopper))
+                    self.model = self._wrap()
+                log.info("iteration %d: %s stopped early after epoch %d (its validation loss rose %d times in a row)",
+                         it, " and ".join(newly), epoch, o.early_stop)
             self._metrics({"iteration": it, "epoch": epoch, **last})
+            log.info(epoch_line(it, epoch, epochs, last, time.perf_counter() - t_epoch))
             # Not "done" yet: the iteration's summary and iter_XX.pt come after the last epoch.
             self._save(checkpoint(epoch + 1, False), "last.pt")
-            if stopper["stopped"]:
+            if stopper["stopped"] and not groups:
                 log.info("iteration %d: early stop after epoch %d (validation loss rose %d times in a row)",
                          it, epoch, stopper["increases"])
         times = {**ctx.times, "train": time.perf_counter() - t_train, "total": time.perf_counter() - t_start}
@@ -604,12 +632,13 @@ class Pretrainer:
         self._metrics(summary)
         self._write_curves()
         state = checkpoint(epochs, True)
+        self._carried_optimizer = state["optimizer"]  # for a method that continues it (continues_optimizer)
         self._save(state, f"iter_{it:02d}.pt")
         self._save(state, "last.pt")
         self._print_summary(summary)
         return summary
 
-    def _epoch(self, it: int, epoch: int, optimizer, o) -> dict:
+    def _epoch(self, it: int, epoch: int, optimizer, o, lr_offset: int = 0) -> dict:
         self.method.train()
         key = it * 10007 + epoch  # seeds clip starts and augmentation of this epoch
         self.train_set.set_epoch(key)
@@ -627,14 +656,14 @@ class Pretrainer:
         steps = max(len(loader), 1)
         sums: dict[str, float] = {}
         count = 0
-        bar = tqdm(loader, desc=f"iter {it} epoch {epoch}", disable=not self.progress, leave=False, unit="batch")
+        bar = progress(loader, f"iter {it} epoch {epoch}", enabled=self.progress, leave=False, unit="batch")
         for step, batch in enumerate(bar):
             for path, reason in batch.get("skipped", []):
                 self.skip_clip(path, reason)
             # Every rank must take (or skip) a step together, or DistributedDataParallel would hang.
             if distributed.any_rank(len(batch.get("index", ())) < self.method.min_batch_size):
                 continue
-            set_learning_rate(optimizer, learning_rate(o, epoch + step / steps))
+            set_learning_rate(optimizer, learning_rate(o, lr_offset + epoch + step / steps))
             batch = self._to_device(batch)
             with autocast(self.device, self.precision):
                 loss, logs = self.model(batch)
@@ -654,7 +683,7 @@ class Pretrainer:
         keys = sorted(sums)
         totals = distributed.all_reduce_sum([sums[k] for k in keys])  # averages over every rank's steps
         out = {k: v / max(count * distributed.world_size(), 1) for k, v in zip(keys, totals)}
-        out["lr"] = learning_rate(o, epoch)
+        out["lr"] = learning_rate(o, lr_offset + epoch)
         out["steps"] = count
         return out
 
@@ -721,22 +750,30 @@ class Pretrainer:
         return TrainingDiverged(f"{what}; {where}")
 
     @torch.no_grad()
-    def _validate(self) -> float:
+    def _validate(self, parts: dict | None = None) -> float:
+        """The validation loss; ``parts`` ({log key: anything}) gets the mean of each of those logs too."""
+        keys = sorted(parts or {})
         if len(self.val_indices) == 0:
+            if parts is not None:
+                parts.update({k: float("nan") for k in keys})
             return float("nan")
         self.method.eval()
         total, n = 0.0, 0
+        sums = [0.0] * len(keys)
         data = Subset(self.val_set, list(distributed.shard(len(self.val_set))))
         for batch in self._loader(data, self.cfg.optim.batch_size):
             if "index" not in batch:
                 continue
             batch = self._to_device(batch)
             with autocast(self.device, self.precision):
-                loss, _ = self.method.loss(batch)
+                loss, logs = self.method.loss(batch)
             total += float(loss) * len(batch["index"])
+            sums = [s + float(logs.get(k, math.nan)) * len(batch["index"]) for s, k in zip(sums, keys)]
             n += len(batch["index"])
         self.method.train()
-        total, n = distributed.all_reduce_sum([total, n])
+        total, n, *sums = distributed.all_reduce_sum([total, n, *sums])
+        if parts is not None:
+            parts.update({k: s / max(n, 1) for k, s in zip(keys, sums)})
         return total / max(n, 1)
 
     def _wrap(self):
@@ -784,8 +821,8 @@ class Pretrainer:
             return
         parts = [f"iteration {s['iteration']}:"]
         e = s["last_epoch"]
-        if "loss" in e:
-            parts.append(f"loss {e['loss']:.3f} val {e.get('val_loss', float('nan')):.3f}")
+        if "loss" in e:  # readable at any scale: a diverging val loss as 2.9e+34, not 35 digits
+            parts.append(f"loss {fmt_number(e['loss'])} val {fmt_number(e.get('val_loss', float('nan')))}")
         accs = [v for k, v in e.items() if k.startswith("acc_")]
         if accs:
             parts.append(f"pseudo-label acc {np.mean(accs):.2f}")
@@ -798,10 +835,7 @@ class Pretrainer:
             parts.append(" ".join(bits))
         t = s["times"]
         parts.append(f"[extract {t['extract']:.0f}s cluster {t['cluster']:.1f}s train {t['train']:.0f}s]")
-        msg = " | ".join(parts)
-        log.info(msg)
-        if self.progress:
-            tqdm.write(msg)
+        log.info(" | ".join(parts))  # once: the bars of the iteration are closed by now
 
     def export_encoders(self) -> Path:
         """Write the encoders (by slot) with what is needed to rebuild them: ``encoders.pt``."""

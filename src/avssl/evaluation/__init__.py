@@ -6,8 +6,9 @@ result as a dict; fold handling is shared (``splits``), and so are the cached fr
 
 - ``extract(encoders, data, out, modality=, clips=, level=)``
 - ``linear_probe(encoders, data, out, modality=, folds=, train_clips=, test_clips=, lrs=, epochs=)``
-- ``svm_probe(encoders, data, out, modality=, folds=, clips=, cs=)``
-- ``finetune(encoders, data, out, modality=, folds=, lrs=, epochs=, batch_size=, epoch_size=)``
+- ``svm_probe(encoders, data, out, modality=, folds=, recipe=, clips=, cs=, pool=, audio_seconds=)``
+- ``finetune(encoders, data, out, modality=, folds=, recipe=, lrs=, epochs=, batch_size=, epoch_size=, frames=,
+  pool=)``; the papers' recipes by name in ``recipes`` (XDC Tables 11-12, CrissCross Table S11 and App. E.1)
 - ``retrieval(encoders, data, out, modality=, folds=, clips=, ks=)`` and ``cross_modal_recall``
 - ``cluster_report(run, data, out, clustering=)``
 - ``sync_accuracy(run, data, out, clips=)``: AVTS's audio-visual synchronisation accuracy

@@ -6,8 +6,11 @@ For each clustering file of a run (``clusters/<name>_assignments.npy``, one entr
 labels the run recorded): purity, NMI and ARI; every cluster ranked by purity with its most frequent
 labels and their fractions; and a PNG grid with one row per top cluster showing the middle frame of
 the videos closest to the centroid (``<name>_distances.npy``). Audio clusterings show the same
-videos' frames with a small log-mel image of their middle audio window under each. An HTML page
-(``clusters.html``, images as relative files next to it) shows it all.
+videos' frames with a small log-mel image of their middle audio window under each. A t-SNE picture
+(``<name>_tsne.png``) places the videos by their features in 2-D (those the run clustered last, from
+``features/``; at most ``tsne_points`` of them, a seeded subsample), coloured by cluster and by label.
+An HTML page (``clusters.html``, images as relative files next to it) shows it all, its captions as
+text, each clip's frame linking to the clip's file.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ log = logging.getLogger("avssl.evaluation")
 
 CELL = 96  # pixels of one frame in the grid
 CAPTION = 220  # width of the caption column
+TSNE_POINTS = 2000  # t-SNE on more videos takes minutes and shows no more
 
 
 # --- reading a run -------------------------------------------------------------------------------
@@ -154,9 +158,10 @@ def _placeholder(width: int, height: int, text: str) -> Image.Image:
     return img
 
 
-def render_grid(rows: list[tuple[str, list[str]]], out_png, title: str, audio_cfg=None) -> Path:
+def render_grid(rows: list[tuple[str, list[str]]], out_png, title: str, audio_cfg=None, cells_dir=None) -> Path:
     """One row per (caption, video paths): the caption, then each video's middle frame (and its
-    log-mel under it when ``audio_cfg`` is given)."""
+    log-mel under it when ``audio_cfg`` is given). With ``cells_dir``, each video's picture is also
+    written alone, as ``cells_dir/<row>_<column>.png`` (the HTML page shows those, captioned as text)."""
     cols = max((len(p) for _, p in rows), default=1) or 1
     cell_h = CELL + (CELL // 2 if audio_cfg is not None else 0)
     gap, top = 4, 28
@@ -172,6 +177,9 @@ def render_grid(rows: list[tuple[str, list[str]]], out_png, title: str, audio_cf
             img.paste(middle_frame(path), (x, y))
             if audio_cfg is not None:
                 img.paste(logmel_image(path, audio_cfg), (x, y + CELL))
+            if cells_dir is not None:
+                Path(cells_dir).mkdir(parents=True, exist_ok=True)
+                img.crop((x, y, x + CELL, y + cell_h)).save(Path(cells_dir) / f"{r}_{c}.png")
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     img.save(out_png)
@@ -181,10 +189,12 @@ def render_grid(rows: list[tuple[str, list[str]]], out_png, title: str, audio_cf
 # --- the report ----------------------------------------------------------------------------------
 
 def cluster_report(run, data=None, out=None, *, clustering: str | None = None, top: int = 10, grid_rows: int = 6,
-                   grid_cols: int = 6, top_labels: int = 5) -> dict:
+                   grid_cols: int = 6, top_labels: int = 5, tsne_points: int = TSNE_POINTS, seed: int = 0) -> dict:
     """Report every clustering of run directory ``run`` (or only ``clustering``) against the labels of
     manifest ``data`` (default: the labels recorded in the run's videos.csv). Writes ``clusters.json``,
-    ``clusters.md``, ``clusters.html`` and ``<name>_grid.png`` into ``out`` (default: ``run/report``)."""
+    ``clusters.md``, ``clusters.html``, ``<name>_grid.png``, ``<name>_clips/`` (the grid's pictures one
+    by one) and ``<name>_tsne.png`` (t-SNE of at most ``tsne_points`` videos, chosen with ``seed``; 0:
+    none) into ``out`` (default: ``run/report``)."""
     run = Path(run)
     out = Path(out) if out is not None else run / "report"
     paths, labels = read_run_videos(run)
@@ -212,22 +222,129 @@ def cluster_report(run, data=None, out=None, *, clustering: str | None = None, t
         stats = clustering_stats(a, labels, k, top_labels)
         dist_file = d / f"{name}_distances.npy"
         dist = load_array(dist_file, "distance array") if dist_file.exists() else np.zeros(len(a))
-        rows = []
-        for c in stats["clusters"][:grid_rows]:
+        rows, shown = [], []
+        for r, c in enumerate(stats["clusters"][:grid_rows]):
             concept = c["labels"][0]
             caption = (f"#{c['rank']} cluster {c['cluster']} (n={c['size']})\npurity {pct(c['purity'])}%\n"
                        f"{_short(concept[0])} ({concept[1]:.2f})")
-            rows.append((caption, [paths[i] for i in closest(a, dist, c["cluster"], grid_cols)]))
+            nearest = closest(a, dist, c["cluster"], grid_cols)
+            rows.append((caption, [paths[i] for i in nearest]))
+            shown.append({"rank": c["rank"], "cluster": c["cluster"], "videos": [
+                {"path": paths[i], "label": labels[i], "picture": f"{name}_clips/{r}_{j}.png"}
+                for j, i in enumerate(nearest)]})
         audio = "audio" in _modalities(cfg, name)
         audio_cfg = (cfg.audio if cfg is not None else PretrainConfig().audio) if audio else None
         title = (f"{name} clustering: top {len(rows)} clusters by purity; the videos nearest each centroid"
                  + ("; log-mel under each frame" if audio else ""))
-        grid = render_grid(rows, out / f"{name}_grid.png", title, audio_cfg)
-        stats["grid"] = grid.name
+        grid = render_grid(rows, out / f"{name}_grid.png", title, audio_cfg, cells_dir=out / f"{name}_clips")
+        stats["grid"], stats["grid_rows"] = grid.name, shown
+        stats["tsne"] = tsne_report(run, cfg, name, a, labels, out, tsne_points, seed)
         result["clusterings"][name] = stats
     result["page"] = str(out / "clusters.html")
     atomic_write_text(out / "clusters.html", _html(result, top))
     return write_report(out, "clusters", result, _markdown(result, top))
+
+
+# --- the 2-D picture -----------------------------------------------------------------------------
+
+def clustering_features(run, cfg: PretrainConfig | None, name: str, n: int,
+                        rows: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
+    """The per-video features the run's last ``name`` clustering was computed from (``features/<slot>.npy``
+    of each of its slots, L2-normalised and side by side, as CDC clusters them), of the videos at ``rows``
+    (default: all; only those are read), and where they came from; ``(None, why not)`` when the run has
+    none of ``n`` rows."""
+    from ..methods import METHODS
+
+    method = METHODS.get(cfg.method) if cfg is not None else None
+    slots = list(getattr(method, "clusterings", {}).get(name) or [name])
+    parts = []
+    for slot in slots:
+        f = Path(run) / "features" / f"{slot}.npy"
+        try:
+            x = np.load(f, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            return None, f"no features of {slot!r} in the run ({f}: {e.__class__.__name__})"
+        if x.ndim != 2 or len(x) != n:
+            return None, f"{f} holds an array of shape {x.shape}, not one row per video ({n})"
+        x = np.asarray(x if rows is None else x[rows], dtype=np.float32)
+        parts.append(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
+    return np.concatenate(parts, axis=1), " + ".join(f"features/{s}.npy" for s in slots)
+
+
+def tsne_2d(x: np.ndarray, seed: int = 0, max_points: int = TSNE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, xy)``: at most ``max_points`` rows of ``x`` (a subsample drawn with ``seed``, in order) and
+    their 2-D t-SNE coordinates (after PCA to 50 dimensions when there are more)."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    rows = np.arange(len(x))
+    if len(rows) > max_points:
+        rows = np.sort(np.random.default_rng([seed, 71]).choice(len(x), max_points, replace=False))
+    data = np.asarray(x[rows], dtype=np.float32)
+    perplexity = float(min(30.0, (len(rows) - 1) / 3))  # t-SNE needs fewer neighbours than points
+    # One thread: each of t-SNE's 1,000 steps is small, and OpenMP threads waiting for each other at every
+    # step made 24 points take 11 s instead of 0.06 s on a busy 2-core machine (2,000 points: 7 s).
+    with threadpool_limits(1):
+        if data.shape[1] > 50 and len(rows) > 50:
+            data = PCA(50, random_state=seed).fit_transform(data)
+        xy = TSNE(2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed).fit_transform(data)
+    return rows, xy
+
+
+def tsne_picture(xy: np.ndarray, clusters, labels, out_png, title: str) -> Path:
+    """The points ``xy`` coloured by cluster, and (a second panel) by label when some have one."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [("cluster", list(clusters))]
+    if any(lab is not None for lab in labels):
+        panels.append(("label", list(labels)))
+    fig = Figure(figsize=(5.6 * len(panels), 5.0))
+    FigureCanvasAgg(fig)
+    for i, (what, values) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        names = sorted({v for v in values if v is not None}, key=lambda v: (str(type(v)), v))
+        cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+        for j, v in enumerate([*names, None]):
+            mask = np.array([val == v if v is not None else val is None for val in values], dtype=bool)
+            if mask.any():
+                colour = cmap(j % cmap.N) if v is not None else (0.7, 0.7, 0.7, 1.0)
+                ax.scatter(xy[mask, 0], xy[mask, 1], s=12, color=colour, linewidths=0,
+                           label=_short(v, 20) if v is not None else f"no {what}")
+        ax.set_title(f"coloured by {what} ({len(names)} {what}s)", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if len(names) <= 20:  # beyond that a legend hides more than it tells
+            ax.legend(fontsize=6, markerscale=1.2, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.suptitle(title, fontsize=10)
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100, bbox_inches="tight")
+    return out_png
+
+
+def tsne_report(run, cfg, name: str, assignments: np.ndarray, labels, out, max_points: int = TSNE_POINTS,
+                seed: int = 0) -> dict:
+    """``<name>_tsne.png`` of the clustered videos, and what it shows (or why it was left out)."""
+    if max_points <= 0:
+        return {"skipped": "not asked for (tsne_points=0)"}
+    valid = np.flatnonzero(np.asarray(assignments) >= 0)
+    if len(valid) < 4:
+        return {"skipped": f"{len(valid)} clustered videos are too few for t-SNE"}
+    chosen = valid
+    if len(valid) > max_points:  # drawn before reading: only these videos' features are loaded
+        chosen = np.sort(np.random.default_rng([seed, 71]).choice(valid, max_points, replace=False))
+    x, source = clustering_features(run, cfg, name, len(assignments), chosen)
+    if x is None:
+        return {"skipped": source}
+    _, xy = tsne_2d(x, seed, max_points)
+    picture = tsne_picture(xy, [int(assignments[i]) for i in chosen], [labels[i] for i in chosen],
+                           Path(out) / f"{name}_tsne.png",
+                           f"{name} clustering: t-SNE of {len(chosen)} of {len(valid)} clustered videos ({source})")
+    return {"picture": picture.name, "points": int(len(chosen)), "clustered": int(len(valid)), "features": source,
+            "seed": seed}
 
 
 def _short(text, n: int = 28) -> str:
@@ -253,18 +370,65 @@ def _markdown(result: dict, top: int) -> str:
         z = s["sizes"]
         lines += ["", f"## {name}", "",
                   f"purity {pct(s['purity'])}%, NMI {s['nmi']:.3f}, ARI {s['ari']:.3f} on {s['scored']} videos; "
-                  f"k={z['k']}, sizes {z['min']}-{z['max']}, {z['empty']} empty; grid: {s['grid']}"]
+                  f"k={z['k']}, sizes {z['min']}-{z['max']}, {z['empty']} empty; grid: {s['grid']}"
+                  + (f"; t-SNE: {s['tsne']['picture']}" if "picture" in s.get("tsne", {}) else "")]
         for heading, rows in _ranked(s, top):
             lines += ["", f"### {heading}", "", "| # | cluster | size | concepts (fraction) |", "|---|---|---|---|"]
             lines += [f"| {c['rank']} | {c['cluster']} | {c['size']} | {_concepts(c)} |" for c in rows]
     return "\n".join(lines)
 
 
+def _clip_link(path: str) -> str:
+    """A link to a clip's file (a file: URI, so the page works wherever it is opened from)."""
+    try:
+        return Path(os.path.abspath(path)).as_uri()
+    except ValueError:
+        return path
+
+
+def _grid_html(name: str, s: dict) -> list[str]:
+    """The clips nearest each top cluster's centroid: the caption as text, each clip's picture linking
+    to its file, under it the file's name and label."""
+    e = html.escape
+    by_rank = {c["rank"]: c for c in s["clusters"]}
+    parts = [f"<h3>The clips nearest the centroids of the top {len(s.get('grid_rows', []))} clusters</h3>",
+             "<p class='note'>Click a picture to open the clip.</p>"]
+    for row in s.get("grid_rows", []):
+        c = by_rank[row["rank"]]
+        parts.append(f"<div class='cluster'><p class='caption'><strong>#{c['rank']}: cluster {c['cluster']}</strong> "
+                     f"({c['size']} videos), purity {pct(c['purity'])}%: {e(_concepts(c))}</p><div class='clips'>")
+        for v in row["videos"]:
+            file_name = os.path.basename(v["path"])
+            label = v["label"] if v["label"] is not None else "no label"
+            parts.append(f"<figure><a href='{e(_clip_link(v['path']))}' title='{e(v['path'])}'>"
+                         f"<img src='{e(v['picture'])}' alt='{e(file_name)}'></a>"
+                         f"<figcaption>{e(file_name)}<br>{e(str(label))}</figcaption></figure>")
+        parts.append("</div></div>")
+    parts.append(f"<details><summary>The same clips as one picture ({e(s['grid'])})</summary>"
+                 f"<img src='{e(s['grid'])}' alt='{e(name)} clusters'></details>")
+    return parts
+
+
+def _tsne_html(name: str, s: dict) -> list[str]:
+    e = html.escape
+    t = s.get("tsne") or {}
+    if "picture" not in t:
+        return [f"<p class='note'>No t-SNE picture: {e(str(t.get('skipped', 'not made')))}.</p>"]
+    return [f"<h3>Features in 2-D (t-SNE)</h3><p>{t['points']} of the {t['clustered']} clustered videos "
+            f"({e(t['features'])}, seed {t['seed']}): coloured by cluster on the left and by label on the right; "
+            f"videos close together have similar features.</p>",
+            f"<img src='{e(t['picture'])}' alt='t-SNE of the {e(name)} features'>"]
+
+
 def _html(result: dict, top: int) -> str:
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>avssl clusters</title><style>"
              "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}</style></head><body>",
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+             ".clips{display:flex;flex-wrap:wrap;gap:6px}figure{margin:0;width:100px;font-size:11px}"
+             "figcaption{overflow-wrap:anywhere}"
+             "figure img{display:block;border:1px solid #ccc}.caption{margin:1em 0 .3em}.note{color:#555}"
+             "img{max-width:100%}</style></head><body>",
              f"<h1>Clusters of {e(result['run'])}</h1>",
              f"<p>Labels: {e(result['labels'])} ({result['matched_videos']} of {result['videos']} videos).</p>"]
     for name, s in result["clusterings"].items():
@@ -272,7 +436,7 @@ def _html(result: dict, top: int) -> str:
         parts += [f"<h2>{e(name)}</h2>",
                   f"<p>purity {pct(s['purity'])}%, NMI {s['nmi']:.3f}, ARI {s['ari']:.3f} on {s['scored']} videos; "
                   f"k={z['k']}, sizes {z['min']}&ndash;{z['max']}, {z['empty']} empty</p>",
-                  f"<img src='{e(s['grid'])}' alt='{e(name)} clusters'>"]
+                  *_grid_html(name, s), *_tsne_html(name, s)]
         for heading, rows in _ranked(s, top):
             parts.append(f"<h3>{e(heading)}</h3><table><tr><th>#</th><th>cluster</th><th>size</th>"
                          f"<th>concepts (fraction)</th></tr>")

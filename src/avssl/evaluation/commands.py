@@ -10,9 +10,14 @@ from pathlib import Path
 
 
 def _floats(text: str, grid: tuple) -> tuple:
-    """``paper`` -> the paper's grid, else comma-separated numbers."""
+    """``paper`` -> the paper's grid, ``crisscross`` -> CrissCross's C grid (App. E.1), else
+    comma-separated numbers."""
     if text.strip().lower() in ("paper", "grid"):
         return grid
+    if text.strip().lower() == "crisscross":
+        from .recipes import CRISSCROSS_CS
+
+        return CRISSCROSS_CS
     try:
         values = tuple(float(t) for t in text.split(",") if t.strip())
     except ValueError:
@@ -42,6 +47,9 @@ def _common(p, folds: bool = True, modality: bool = True) -> None:
         p.add_argument("--folds", default="all", help="'all' (default), a fold number or a list like 1,3")
     p.add_argument("--frames", type=int, help="video frames per clip (default: as trained; XDC Sec. 6 fine-tunes "
                                               "with 32, at batch 8 and a quarter of the learning rate)")
+    p.add_argument("--audio-seconds", type=float, metavar="S",
+                   help="seconds of audio per clip (default: as trained; CrissCross evaluates ESC50 on 5 s and "
+                        "DCASE on 1 s, Sec. 4.7)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -67,7 +75,8 @@ def _extract_options(p) -> None:
 def register(subparsers) -> None:
     """Add ``extract`` and ``eval`` (with its subcommands) to the ``avssl`` command. Light at import: the
     default grids come from ``grids``, the evaluation modules load when a command runs."""
-    from .grids import DEFAULT_LRS, FC_LRS, FULL_LRS, RECALL_KS, SVM_CS
+    from .grids import FC_LRS, FULL_LRS, RECALL_KS, SVM_CS
+    from .recipes import DEFAULT_FINETUNE_RECIPE, DEFAULT_SVM_RECIPE, FINETUNE_RECIPES, SVM_RECIPES
 
     p = subparsers.add_parser("extract", help="features of frozen encoders to .npy + index CSV",
                               description="Features of frozen encoders: the average of K uniformly spaced clips per "
@@ -113,6 +122,9 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=32, help="epochs on features (default 32 = Table 11 shape x4)")
     p.add_argument("--batch-size", type=int, default=32, help="training batch size")
     p.add_argument("--val-fraction", type=float, default=0.1, help="training videos held out to choose the lr")
+    p.add_argument("--pool", choices=["avg", "max", "crisscross"], default="avg",
+                   help="pooling of the final convolution map: avg (as trained, default), max, or crisscross "
+                        "(CrissCross App. E.1's max-pool windows, flattened)")
     p.set_defaults(func=_run_linear)
 
     p = sub.add_parser("svm", help="linear SVM on frozen video-level features, C chosen on validation",
@@ -120,8 +132,15 @@ def register(subparsers) -> None:
                                    "cost C chosen on a validation split of the training videos (CrissCross App. E).")
     _common(p)
     _extract_options(p)
-    p.add_argument("--clips", type=int, default=10, help="uniform clips averaged per video (default 10)")
-    p.add_argument("--cs", type=lambda t: _floats(t, SVM_CS), default=SVM_CS, help="costs C to sweep")
+    p.add_argument("--recipe", choices=list(SVM_RECIPES), default=DEFAULT_SVM_RECIPE,
+                   help="named settings (C grid, pooling, clips, audio seconds): avssl (default) or CrissCross "
+                        "App. E.1's (crisscross for UCF101/HMDB51, crisscross-esc50, crisscross-dcase); the options "
+                        "below replace the recipe's values")
+    p.add_argument("--clips", type=int, help="uniform clips averaged per video (default: the recipe's, 10)")
+    p.add_argument("--cs", type=lambda t: _floats(t, SVM_CS),
+                   help="costs C to sweep ('crisscross' = App. E.1's grid; default: the recipe's)")
+    p.add_argument("--pool", choices=["avg", "max", "crisscross"], help="pooling of the final convolution map "
+                   "(default: the recipe's; crisscross = App. E.1's max-pool windows, flattened)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="training videos held out to choose C")
     p.set_defaults(func=_run_svm)
 
@@ -130,12 +149,21 @@ def register(subparsers) -> None:
                                    "and step decay over --epochs, the learning rate chosen on validation when "
                                    "several are given; test videos average --test-clips clips.")
     _common(p)
-    p.add_argument("--lrs", type=lambda t: _floats(t, FULL_LRS), default=DEFAULT_LRS,
+    p.add_argument("--recipe", choices=list(FINETUNE_RECIPES), default=DEFAULT_FINETUNE_RECIPE,
+                   help="named settings: xdc (default: Table 11's schedule, ~11 clips per training video and "
+                        "epoch), xdc-ucf101/hmdb51/esc50 (Table 11's epoch size and Table 12's grid), "
+                        "crisscross-{ucf101,hmdb51}-{8,32}f (CrissCross Table S11); the options below replace "
+                        "the recipe's values")
+    p.add_argument("--lrs", type=lambda t: _floats(t, FULL_LRS),
                    help="base learning rate(s); several are chosen on validation ('paper' = Table 12 Full grid); "
-                        "default 0.01")
-    p.add_argument("--epochs", type=int, default=8, help="total epochs; warm-up and step are a quarter (default 8)")
-    p.add_argument("--batch-size", type=int, default=32, help="training batch size")
-    p.add_argument("--epoch-size", type=int, help="clips per epoch (default: one per training video)")
+                        "default: the recipe's (xdc: 0.01)")
+    p.add_argument("--epochs", type=int, help="total epochs; warm-up and milestones scale with them "
+                                              "(default: the recipe's, xdc: 8)")
+    p.add_argument("--batch-size", type=int, help="training batch size (default: the recipe's, xdc: 32)")
+    p.add_argument("--epoch-size", type=int, help="clips per epoch (default: the recipe's; xdc: 11 per training "
+                                                  "video)")
+    p.add_argument("--pool", choices=["avg", "max"], help="final pooling: avg (as trained) or max (adaptive "
+                                                          "max-pooling, CrissCross App. E.2); default: the recipe's")
     p.add_argument("--test-clips", type=int, default=10, help="uniform clips averaged per test video")
     p.add_argument("--val-fraction", type=float, default=0.1, help="training videos held out to choose the lr")
     p.set_defaults(func=_run_finetune)
@@ -183,8 +211,9 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("clusters", help="purity/NMI/ARI, top and bottom clusters, picture grid and HTML of a run",
                        description="A report on a pretraining run's clusters: purity, NMI and ARI against labels, the "
-                                   "top and bottom clusters, a picture grid of the clips nearest each centroid and "
-                                   "an HTML page.")
+                                   "top and bottom clusters, a picture grid of the clips nearest each centroid, a "
+                                   "t-SNE picture of the features coloured by cluster and by label, and an HTML page "
+                                   "whose pictures link to the clips.")
     p.add_argument("--run", required=True, help="pretraining run directory")
     p.add_argument("--data", help="labelled manifest matched by path (default: the labels in the run's videos.csv)")
     p.add_argument("--clustering", help="one clustering (default: every clusters/*_assignments.npy)")
@@ -192,6 +221,9 @@ def register(subparsers) -> None:
     p.add_argument("--top", type=int, default=10, help="clusters listed at the top and bottom (default 10)")
     p.add_argument("--grid-rows", type=int, default=6, help="top clusters shown in the picture grid")
     p.add_argument("--grid-cols", type=int, default=6, help="videos per cluster in the grid")
+    p.add_argument("--tsne-points", type=int, default=2000, metavar="N",
+                   help="t-SNE picture of the features of at most N clustered videos (a seeded subsample; 0: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the t-SNE and of its subsample")
     p.set_defaults(func=_run_clusters)
 
     p = sub.add_parser("sync", help="audio-visual synchronisation accuracy, in sync vs another video's audio "
@@ -245,11 +277,12 @@ def _encoders(a):
 
         raise ConfigError(f"--config and --set only apply to --encoders scratch; {a.encoders} carries its own settings")
     source = scratch_source(a) if custom else a.encoders
-    if getattr(a, "frames", None) is None:
+    if getattr(a, "frames", None) is None and getattr(a, "audio_seconds", None) is None:
         return source
-    from .features import load_source, with_frames
+    from .features import load_source, with_audio_seconds, with_frames
 
-    return with_frames(load_source(source, a.preset, a.seed), a.frames)
+    return with_audio_seconds(with_frames(load_source(source, a.preset, a.seed), getattr(a, "frames", None)),
+                              getattr(a, "audio_seconds", None))
 
 
 def scratch_source(a):
@@ -298,22 +331,25 @@ def _run_linear(a) -> int:
 
     return _print(linear_probe(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds,
                                train_clips=a.train_clips, test_clips=a.test_clips, lrs=a.lrs, epochs=a.epochs,
-                               batch_size=a.batch_size, val_fraction=a.val_fraction, **_extract(a), **_source(a)))
+                               batch_size=a.batch_size, val_fraction=a.val_fraction, pool=a.pool, **_extract(a),
+                               **_source(a)))
 
 
 def _run_svm(a) -> int:
     from .svm import svm_probe
 
-    return _print(svm_probe(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds, clips=a.clips, cs=a.cs,
+    return _print(svm_probe(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds, recipe=a.recipe,
+                            clips=a.clips, cs=a.cs, pool=a.pool, audio_seconds=a.audio_seconds,
                             val_fraction=a.val_fraction, **_extract(a), **_source(a)))
 
 
 def _run_finetune(a) -> int:
     from .finetune import finetune
 
-    return _print(finetune(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds, lrs=a.lrs,
-                           epochs=a.epochs, batch_size=a.batch_size, epoch_size=a.epoch_size,
-                           test_clips=a.test_clips, val_fraction=a.val_fraction, **_source(a)))
+    return _print(finetune(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds, recipe=a.recipe,
+                           lrs=a.lrs, epochs=a.epochs, batch_size=a.batch_size, epoch_size=a.epoch_size,
+                           frames=a.frames, pool=a.pool, test_clips=a.test_clips, val_fraction=a.val_fraction,
+                           **_source(a)))
 
 
 def _run_retrieval(a) -> int:
@@ -348,4 +384,4 @@ def _run_clusters(a) -> int:
     from .cluster_report import cluster_report
 
     return _print(cluster_report(a.run, a.data, a.out, clustering=a.clustering, top=a.top, grid_rows=a.grid_rows,
-                                 grid_cols=a.grid_cols))
+                                 grid_cols=a.grid_cols, tsne_points=a.tsne_points, seed=a.seed))

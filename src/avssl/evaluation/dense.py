@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data.dataset import clip_spec, make_dataset, prepare_entries
 from ..data.media import decode_clip
@@ -47,6 +46,7 @@ from ..engine.checkpoint import atomic_write_text
 from ..engine.precision import autocast
 from ..engine.pretrain import pick_device
 from ..errors import ConfigError, MediaError
+from ..progress import progress as progress_bar
 from .features import MODALITIES, load_source, with_frames
 from .splits import open_manifest, write_report
 
@@ -147,8 +147,8 @@ def dense_extract(encoders, data, out, *, modality: str = "video", stride: float
     budget = int(max_memory_mb * 2 ** 20)
     batch_size = batch_size or cfg.optim.batch_size
     rows, peak, chunks, reused = [], 0, 0, 0
-    for entry, vid in tqdm(list(zip(entries, video_ids([e.path for e in entries]))), desc="dense features",
-                           disable=not progress, unit="video"):
+    for entry, vid in progress_bar(list(zip(entries, video_ids([e.path for e in entries]))), "dense features",
+                                   enabled=progress, unit="video"):
         files = {m: out / m / f"{vid}.npy" for m in modalities}
         if modality == "both":
             files["av"] = out / "av" / f"{vid}.npy"

@@ -12,6 +12,7 @@ was trained on.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
@@ -25,6 +26,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader
 
 from ..config import preset as preset_config
@@ -86,6 +89,72 @@ def with_frames(source: EncoderSource, frames: int | None) -> EncoderSource:
     cfg = replace(source.cfg, video=replace(source.cfg.video, num_frames=int(frames)))
     key = hashlib.sha1(f"{source.key}:frames={frames}".encode()).hexdigest()
     return EncoderSource(replace(source.encoders, cfg=cfg), key, f"{source.name} at {frames} frames")
+
+
+def with_audio_seconds(source: EncoderSource, seconds: float | None) -> EncoderSource:
+    """``source`` run on ``seconds`` of audio instead of the window it was trained with (CrissCross
+    Sec. 4.7 / App. E.1: 5 s inputs on ESC50, 1 s on DCASE): the log-mel keeps its hop, so the number of
+    frames scales with the duration; the audio encoder pools adaptively over any length."""
+    a = source.cfg.audio
+    if seconds is None or seconds == a.duration:
+        return source
+    from ..data.logmel import LogMelConfig
+
+    old_hops = round(a.duration * a.sample_rate) // a.hop_length
+    frames = round(seconds * a.sample_rate) // a.hop_length + (a.num_frames - old_hops)
+    LogMelConfig(sample_rate=a.sample_rate, duration=float(seconds), n_mels=a.n_mels, n_fft=a.n_fft,
+                 win_length=a.win_length, hop_length=a.hop_length, num_frames=frames)  # refuses what cannot work
+    cfg = replace(source.cfg, audio=replace(a, duration=float(seconds), num_frames=frames,
+                                            time_mask=min(a.time_mask, frames)))
+    key = hashlib.sha1(f"{source.key}:audio_seconds={seconds}".encode()).hexdigest()
+    return EncoderSource(replace(source.encoders, cfg=cfg), key, f"{source.name} on {seconds:g} s of audio")
+
+
+POOLS = ("avg", "max", "crisscross")
+
+
+class _WindowMaxPool(nn.Module):
+    """Max-pooling of a final convolution map with a fixed window (CrissCross App. E.1), the window
+    clamped to the map where the map is smaller (tiny test inputs), flattened by the encoder."""
+
+    def __init__(self, kernel: tuple, stride: tuple | None = None):
+        super().__init__()
+        self.kernel, self.stride = tuple(kernel), tuple(stride or kernel)
+
+    def forward(self, x):
+        size = x.shape[2:]
+        kernel = tuple(min(k, s) for k, s in zip(self.kernel, size))
+        pool = F.max_pool3d if len(size) == 3 else F.max_pool2d
+        return pool(x, kernel_size=kernel, stride=self.stride)
+
+
+def pooled(module: nn.Module, modality: str, pool: str) -> nn.Module:
+    """``module`` (an encoder) with its final global average pooling replaced: ``avg`` keeps it;
+    ``max``: global max pooling (CrissCross's fine-tuning, App. E.2: "adaptive max-pooling");
+    ``crisscross``: App. E.1's linear-evaluation features, the final convolution map max-pooled with
+    a (1, 4, 4) window for video and a (1, 3) window at stride (1, 2) for audio, then flattened
+    (larger than ``out_dim``: e.g. 512 x 3 x 3 for 2 s of 80-mel audio). A copy; ``module`` is unchanged."""
+    if pool not in POOLS:
+        raise ConfigError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+    if pool == "avg":
+        return module
+    m = copy.deepcopy(module)
+    video = modality == "video"
+    if pool == "max":
+        m.avgpool = nn.AdaptiveMaxPool3d(1) if video else nn.AdaptiveMaxPool2d(1)
+    else:
+        m.avgpool = _WindowMaxPool((1, 4, 4)) if video else _WindowMaxPool((1, 3), (1, 2))
+    return m
+
+
+def with_pool(source: EncoderSource, pool: str | None) -> EncoderSource:
+    """``source`` whose encoders end in the pooling ``pool`` (see ``pooled``) instead of global average
+    pooling: the same weights under a new cache key and name."""
+    if pool in (None, "avg"):
+        return source
+    modules = {slot: pooled(m, source.encoders.slots[slot], pool) for slot, m in source.encoders.modules.items()}
+    key = hashlib.sha1(f"{source.key}:pool={pool}".encode()).hexdigest()
+    return EncoderSource(replace(source.encoders, modules=modules), key, f"{source.name}, {pool}-pooled")
 
 
 def _weights_key(enc: LoadedEncoders) -> str:

@@ -1,14 +1,17 @@
 """Full fine-tuning (XDC's "all" column, Table 5): the pretrained video or audio encoder plus a new
 fully connected layer, all trained on the downstream labels.
 
-Protocol (XDC Supp. C, Tables 11 and 12): SGD momentum 0.9, weight decay 0.005, batch 32, warm-up /
-step / total epochs 2/2/8 with gamma 0.01 (``table11_optim``; other ``epochs`` keep that shape). Each
-training step sees one randomly placed, augmented clip per sampled video (``make_dataset(mode="train")``);
-an epoch draws ``epoch_size`` clips (default: one per training video; the paper's es is ~11 per video).
-The base learning rate comes from Table 12's "Full" grid; a CPU budget rarely affords the grid search,
-so the default is the single rate 0.01; with several rates, each is trained on train minus a
-validation part (by video) and scored there, and the best one is retrained on all of train. A test
-video is predicted from the average softmax of its K=10 uniformly spaced clips.
+The settings come from a named recipe (``recipes.FINETUNE_RECIPES``; explicit arguments win). The
+default, ``xdc`` (XDC Supp. C, Tables 11 and 12): SGD momentum 0.9, weight decay 0.005, batch 32,
+warm-up / step / total epochs 2/2/8 with gamma 0.01 (other ``epochs`` keep that shape), and Table 11's
+epoch size, about 11 clips per training video (``xdc-ucf101``, ``xdc-hmdb51``, ``xdc-esc50``: the
+table's 106K, 40K and 20K clips, and Table 12's grid). ``crisscross-*``: CrissCross Table S11 (no
+weight decay, multi-step decay over 20 epochs, adaptive max-pooling instead of the final average
+pooling). Each training step sees randomly placed, augmented clips of the sampled videos
+(``make_dataset(mode="train")``); an epoch draws ``epoch_size`` clips. With several base rates, each
+is trained on train minus a validation part (by video) and scored there, and the best one is
+retrained on all of train. A test video is predicted from the average softmax of its K=10 uniformly
+spaced clips.
 """
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
-from tqdm.auto import tqdm
 
 from ..data.dataset import (
     SkipReport, build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries,
@@ -28,10 +30,12 @@ from ..data.dataset import (
 from ..data.probe_index import probe_manifest
 from ..engine.precision import autocast
 from ..engine.pretrain import TrainingDiverged, pick_device
-from ..engine.schedule import learning_rate, set_learning_rate
+from ..engine.schedule import set_learning_rate
 from ..errors import ConfigError
-from .features import clip_outputs, load_source
-from .linear import clip_accuracy, table11_optim, video_scores
+from ..progress import progress as progress_bar
+from .features import clip_outputs, load_source, with_frames, with_pool
+from .linear import clip_accuracy, video_scores
+from .recipes import DEFAULT_FINETUNE_RECIPE, FinetuneRecipe, finetune_recipe
 from .splits import (
     Fold, carve_validation, check_options, choose, describe_choice, open_manifest, over_folds, report_markdown, resolve_folds,
     write_report,
@@ -56,9 +60,11 @@ class Classifier(nn.Module):
 class _Run:
     """What every training and evaluation of one call shares: encoder, config, device, settings."""
 
-    def __init__(self, encoder, cfg, modality, epochs, batch_size, epoch_size, test_clips, seed, device, progress):
+    def __init__(self, encoder, cfg, modality, epochs, batch_size, epoch_size, test_clips, seed, device, progress,
+                 recipe: FinetuneRecipe | None = None):
         if min(epochs, batch_size, epoch_size or 1, test_clips) < 1:
             raise ConfigError("epochs, batch size, epoch size and test clips must be >= 1")
+        self.recipe = recipe or finetune_recipe(DEFAULT_FINETUNE_RECIPE)
         self.encoder, self.cfg, self.modality = encoder, cfg, modality
         self.epochs, self.batch_size, self.epoch_size = epochs, batch_size, epoch_size
         self.test_clips, self.seed, self.progress = test_clips, seed, progress
@@ -72,11 +78,12 @@ class _Run:
         with torch.random.fork_rng():  # seeded head, caller's RNG untouched
             torch.manual_seed(self.seed)
             model = Classifier(copy.deepcopy(self.encoder), num_classes).to(self.device)
-        o = table11_optim(lr, self.epochs, self.batch_size)
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        r = self.recipe
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=r.momentum, weight_decay=r.weight_decay)
         dataset = make_dataset(self.cfg, entries, self.spec, "train", seed=self.seed, cache=self.cache)
-        n = self.epoch_size or len(entries)
+        n = self.epoch_size or max(round(r.clips_per_video * len(entries)), 1)
         workers = num_workers(self.cfg.loader, self.device)
+        self.clips_per_epoch, self.steps = n, 0  # reported: the epoch size and SGD steps of the last training
         model.train()
         for epoch in range(self.epochs):
             dataset.set_epoch(epoch)
@@ -86,13 +93,13 @@ class _Run:
                                 num_workers=workers, drop_last=n > self.batch_size)
             steps = max(len(loader), 1)
             loss_sum, steps_done = 0.0, 0
-            for step, batch in enumerate(tqdm(loader, desc=f"finetune lr {lr} epoch {epoch}", leave=False,
-                                              disable=not self.progress, unit="batch")):
+            for step, batch in enumerate(progress_bar(loader, f"finetune lr {lr} epoch {epoch}", enabled=self.progress,
+                                                      leave=False, unit="batch")):
                 for path, reason in batch["skipped"]:
                     self.skips.add(path, reason)
                 if "index" not in batch:
                     continue
-                set_learning_rate(opt, learning_rate(o, epoch + step / steps))
+                set_learning_rate(opt, r.learning_rate(lr, self.epochs, epoch + step / steps))
                 with autocast(self.device, self.cfg.precision):
                     logits = model(batch[self.modality].to(self.device))
                 loss = F.cross_entropy(logits.float(), batch["label"].to(self.device))
@@ -103,6 +110,7 @@ class _Run:
                 loss.backward()
                 opt.step()
                 loss_sum, steps_done = loss_sum + float(loss.detach()), steps_done + 1
+                self.steps += 1
         return model.eval(), loss_sum / max(steps_done, 1)
 
     def score(self, model: Classifier, entries) -> dict:
@@ -119,17 +127,28 @@ class _Run:
         return {"accuracy": scores["accuracy"], "loss": scores["loss"], "clip_accuracy": clip_accuracy(probs, video, y)}
 
 
-def finetune(encoders, data, out, *, modality: str = "video", folds="all", lrs=DEFAULT_LRS, epochs: int = 8,
-             batch_size: int = 32, epoch_size: int | None = None, test_clips: int = 10, val_fraction: float = 0.1,
+def finetune(encoders, data, out, *, modality: str = "video", folds="all", recipe: str = DEFAULT_FINETUNE_RECIPE,
+             lrs=None, epochs: int | None = None, batch_size: int | None = None, epoch_size: int | None = None,
+             frames: int | None = None, pool: str | None = None, test_clips: int = 10, val_fraction: float = 0.1,
              preset: str | None = None, seed: int = 0, device="auto", progress: bool = True) -> dict:
     """Fine-tune ``encoders``' ``modality`` encoder with a new fc layer on every requested fold of ``data``;
-    writes ``finetune.json`` and ``finetune.md`` into ``out`` and returns the result."""
+    writes ``finetune.json`` and ``finetune.md`` into ``out`` and returns the result. ``recipe`` names
+    the settings (``recipes.FINETUNE_RECIPES``); ``lrs``, ``epochs``, ``batch_size``, ``epoch_size``
+    (clips per epoch), ``frames`` and ``pool`` (avg | max), when given, replace the recipe's."""
+    r = finetune_recipe(recipe)
+    lrs = r.lrs if lrs is None else lrs
+    epochs = r.epochs if epochs is None else epochs
+    batch_size = r.batch_size if batch_size is None else batch_size
+    epoch_size = r.epoch_size if epoch_size is None else epoch_size
+    pool = pool or r.pool
+    if pool not in ("avg", "max"):
+        raise ConfigError(f"fine-tuning pools with avg or max, got {pool!r}")
     check_options(epochs=epochs, batch_size=batch_size, val_fraction=val_fraction, choices=len(lrs))
-    source = load_source(encoders, preset, seed)
+    source = with_pool(with_frames(load_source(encoders, preset, seed), frames or r.frames), pool)
     manifest = open_manifest(data)
     fold_list = resolve_folds(manifest, folds)
     _, encoder = source.encoders.for_modality(modality)
-    run = _Run(encoder, source.cfg, modality, epochs, batch_size, epoch_size, test_clips, seed, device, progress)
+    run = _Run(encoder, source.cfg, modality, epochs, batch_size, epoch_size, test_clips, seed, device, progress, r)
     index = probe_manifest(manifest, progress=progress)
     lrs = [float(lr) for lr in lrs]
 
@@ -146,16 +165,19 @@ def finetune(encoders, data, out, *, modality: str = "video", folds="all", lrs=D
                 sweep[lr] = {"val_accuracy": scores["accuracy"], "val_loss": scores["loss"]}
         lr = choose(sweep) if sweep else lrs[0]
         model, loss = run.train(train, len(classes), lr)
+        steps, clips_per_epoch = run.steps, run.clips_per_epoch
         scores = run.score(model, test)
         return {"accuracy": scores["accuracy"], "clip_accuracy": scores["clip_accuracy"], "lr": lr,
                 "sweep": {str(k): v for k, v in sweep.items()},
-                "train_loss": loss, "train_videos": len(train), "test_videos": len(test),
+                "train_loss": loss, "train_steps": steps, "clips_per_epoch": clips_per_epoch,
+                "train_videos": len(train), "test_videos": len(test),
                 "videos_without_features": len(skipped_train) + len(skipped_test)}
 
-    settings = {"lrs": lrs, "epochs": epochs, "batch_size": batch_size,
-                "epoch_size": epoch_size or "one clip per training video", "test_clips": test_clips,
-                "val_fraction": val_fraction,
-                "schedule": "Table 11 shape: warm-up epochs/4, x0.01 every epochs/4; SGD m 0.9, wd 0.005"}
+    settings = {"recipe": recipe, "lrs": lrs, "epochs": epochs, "batch_size": batch_size,
+                "epoch_size": epoch_size or f"{r.clips_per_video:g} clips per training video", "test_clips": test_clips,
+                "val_fraction": val_fraction, "pool": pool,
+                **({"frames": source.cfg.video.num_frames} if modality == "video" else {}),
+                "schedule": r.describe()}
     result = {"evaluation": "finetune", "encoders": source.name, "modality": modality, "data": str(manifest.source),
               "settings": settings, **over_folds(fold_list, per_fold, ["accuracy", "clip_accuracy"])}
     result["skipped_clips"] = run.skips.to_dict()

@@ -27,7 +27,7 @@ from torch import nn
 from ..config import OptimConfig
 from ..engine.schedule import learning_rate, set_learning_rate
 from ..errors import ConfigError
-from .features import Features, evaluate_frozen, mean_by_video
+from .features import Features, evaluate_frozen, load_source, mean_by_video, with_pool
 from .splits import Fold, carve_validation, check_options, choose, describe_choice
 
 FC_LRS = (0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.02, 0.04)  # Table 12, "FC only"
@@ -134,17 +134,21 @@ def labelled(f: Features, fold: Fold) -> tuple:
 
 def linear_probe(encoders, data, out, *, modality: str = "video", folds="all", train_clips: int = 10,
                  test_clips: int = 10, lrs=FC_LRS, epochs: int = 32, batch_size: int = 32,
-                 val_fraction: float = 0.1, preset: str | None = None, seed: int = 0, cache_dir=None,
-                 device="auto", extract_batch_size=None, progress: bool = True) -> dict:
+                 val_fraction: float = 0.1, pool: str = "avg", preset: str | None = None, seed: int = 0,
+                 cache_dir=None, device="auto", extract_batch_size=None, progress: bool = True) -> dict:
     """Linear evaluation of ``encoders``' ``modality`` encoder on every requested fold of ``data``;
-    writes ``linear.json`` and ``linear.md`` into ``out`` and returns the result."""
+    writes ``linear.json`` and ``linear.md`` into ``out`` and returns the result. ``pool``: the final
+    pooling of the features (avg as trained | max | crisscross, ``features.pooled``)."""
     check_options(epochs=epochs, batch_size=batch_size, val_fraction=val_fraction, choices=len(lrs))
+    if pool != "avg":
+        encoders, preset = with_pool(load_source(encoders, preset, seed), pool), None
     def evaluate(train: Features, test: Features, fold: Fold) -> dict:
         return linear_eval(labelled(train, fold), labelled(test, fold), len(fold.classes), lrs, epochs,
                            batch_size, val_fraction, seed)
 
     settings = {"lrs": list(lrs), "epochs": epochs, "batch_size": batch_size, "val_fraction": val_fraction,
-                "schedule": "Table 11 shape: warm-up epochs/4, x0.01 every epochs/4; SGD m 0.9, wd 0.005"}
+                "schedule": "Table 11 shape: warm-up epochs/4, x0.01 every epochs/4; SGD m 0.9, wd 0.005",
+                "pool": pool}
     return evaluate_frozen(
         "linear", "Linear evaluation (fc-only, frozen encoder)", encoders, data, out, evaluate,
         ["accuracy", "clip_accuracy"], modality=modality, level="clip", train_clips=train_clips,

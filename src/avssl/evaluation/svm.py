@@ -7,6 +7,10 @@ dimensions). C is chosen on a validation part carved from the training videos; t
 retrained on all of train. The test accuracy of every C is kept in the sweep for reference only: the
 reported ``accuracy`` is that of the C chosen on validation (CrissCross reports the best over the
 sweep, which selects on test).
+
+``recipe`` (``recipes.SVM_RECIPES``) sets the C grid, the pooling of the features, the clips per video
+and the audio seconds together; ``crisscross*`` are CrissCross App. E.1's (its C grid, max-pooled
+final-convolution features, 5 s of audio for ESC50 and 1 s for DCASE). Explicit arguments win.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 from sklearn.svm import LinearSVC
 
-from .features import Features, evaluate_frozen
+from .features import Features, evaluate_frozen, load_source, with_audio_seconds, with_pool
+from .recipes import DEFAULT_SVM_RECIPE, svm_recipe
 from .splits import Fold, carve_validation, check_options, choose, describe_choice
 
 SVM_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -54,17 +59,35 @@ def svm_eval(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
     return {"accuracy": accuracy, "C": c, "sweep": {str(k): v for k, v in sweep.items()}}
 
 
-def svm_probe(encoders, data, out, *, modality: str = "video", folds="all", clips: int = 10, cs=SVM_CS,
+def svm_probe(encoders, data, out, *, modality: str = "video", folds="all", recipe: str = DEFAULT_SVM_RECIPE,
+              clips: int | None = None, cs=None, pool: str | None = None, audio_seconds: float | None = None,
               val_fraction: float = 0.2, preset: str | None = None, seed: int = 0, cache_dir=None,
               device="auto", extract_batch_size=None, progress: bool = True) -> dict:
     """Linear-SVM evaluation of ``encoders``' ``modality`` encoder on every requested fold of ``data``;
-    writes ``svm.json`` and ``svm.md`` into ``out`` and returns the result."""
+    writes ``svm.json`` and ``svm.md`` into ``out`` and returns the result. ``recipe`` names the
+    settings; ``clips``, ``cs``, ``pool`` (avg | max | crisscross) and ``audio_seconds``, when given,
+    replace the recipe's."""
+    r = svm_recipe(recipe)
+    if r.modality is not None and r.modality != modality:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"the SVM recipe {recipe!r} ({r.source}) is for the {r.modality} encoder; "
+                          f"pass modality={r.modality} (--modality {r.modality})")
+    clips = r.clips if clips is None else clips
+    cs = r.cs if cs is None else cs
+    pool = pool or r.pool
+    audio_seconds = r.audio_seconds if audio_seconds is None else audio_seconds
     check_options(val_fraction=val_fraction, choices=len(cs))
+    if pool != "avg" or audio_seconds is not None:
+        encoders = with_pool(with_audio_seconds(load_source(encoders, preset, seed), audio_seconds), pool)
+        preset = None  # the source is built: evaluate_frozen must not build it again
     def evaluate(train: Features, test: Features, fold: Fold) -> dict:
         return svm_eval(train.x, fold.encode(train.labels), test.x, fold.encode(test.labels), cs, val_fraction, seed)
 
-    settings = {"Cs": list(cs), "val_fraction": val_fraction,
+    settings = {"recipe": recipe, "Cs": list(cs), "val_fraction": val_fraction, "clips": clips, "pool": pool,
                 "preprocessing": "L2-normalise, then standardise with training statistics"}
+    if modality == "audio":
+        settings["audio_seconds"] = audio_seconds or "as trained"
     return evaluate_frozen(
         "svm", "Linear SVM on frozen video-level features", encoders, data, out, evaluate, ["accuracy"],
         modality=modality, level="video", train_clips=clips, test_clips=clips, folds=folds, settings=settings,

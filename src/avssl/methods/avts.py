@@ -12,9 +12,14 @@ Every item of a batch gives one in-sync pair and one out-of-sync pair, whose aud
 The curriculum maps onto the engine's iterations: iteration 0 is stage 1 (easy negatives only),
 iteration 1 stage 2 (``avts.hard_fraction`` hard and ``avts.superhard_fraction`` super-hard
 negatives, the rest easy: the slides' best is 75% easy / 25% hard), each ``avts.stage_epochs`` long.
-As for every method, each iteration starts its learning-rate schedule afresh.
+The slides count the curriculum's epochs through (stage 1 is epochs 1-50, stage 2 epochs 51-90) and
+say nothing of a new optimiser at the switch, so one optimiser runs through both stages: its state
+(momentum) carries over (``continues_optimizer``) and its learning-rate schedule spans the stages'
+epochs added up, stage 2 starting where stage 1 ended (``iteration_schedule``).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +37,7 @@ class AVTS(PretextMethod):
     slots = {"video": "video", "audio": "audio"}
     supports_sync = True
     min_batch_size = 2
+    continues_optimizer = True  # one optimiser through the curriculum's stages (module docstring)
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -43,6 +49,12 @@ class AVTS(PretextMethod):
     def max_epochs(self, iteration: int) -> int:
         stages = self.cfg.avts.stage_epochs
         return self.cfg.optim.max_epochs if stages is None else stages[iteration]
+
+    def iteration_schedule(self, iteration: int):
+        """One schedule over the whole curriculum: it spans the stages' epochs added up, and a stage
+        starts at the epoch where the one before it ended."""
+        lengths = [self.max_epochs(i) for i in range(self.num_iterations())]
+        return replace(self.cfg.optim, max_epochs=sum(lengths)), sum(lengths[:iteration])
 
     def view_plan(self, iteration: int) -> SyncNegatives:
         a, spec = self.cfg.avts, clip_spec(self.cfg)

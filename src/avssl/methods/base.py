@@ -7,10 +7,12 @@ logging, distribution) is the engine's, so methods differ only where they really
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
-from ..config import PretrainConfig
+from ..config import OptimConfig, PretrainConfig
 from ..models import build_encoder
 
 
@@ -37,6 +39,10 @@ class PretextMethod(nn.Module):
     # Training batches with fewer items are skipped: heads that normalise over the batch (BatchNorm
     # on a (B, D) feature) cannot train on a single item.
     min_batch_size: int = 1
+    # True: one optimiser for the whole run, whose state (momentum, Adam's moments) carries over from
+    # one iteration to the next (AVTS's curriculum stages); False: every iteration builds a new one
+    # (a deep-clustering iteration starts with new heads and a new taxonomy).
+    continues_optimizer: bool = False
 
     def __init__(self, cfg: PretrainConfig):
         super().__init__()
@@ -79,6 +85,23 @@ class PretextMethod(nn.Module):
     def max_epochs(self, iteration: int) -> int:
         """Epochs of training in ``iteration`` (a curriculum may give its stages different lengths)."""
         return self.cfg.optim.max_epochs
+
+    def iteration_schedule(self, iteration: int) -> tuple[OptimConfig, int]:
+        """The learning-rate schedule of ``iteration`` and the epoch of that schedule the iteration's
+        first epoch is: by default ``optim`` stretched over the iteration's own epochs, from 0 (every
+        iteration starts its schedule afresh)."""
+        return replace(self.cfg.optim, max_epochs=self.max_epochs(iteration)), 0
+
+    def stopping_groups(self) -> dict[str, list[str]] | None:
+        """Parts of the method that stop early on their own, each on its own validation losses:
+        ``{group: [keys of loss's logs]}`` (SDC: ``{"video": [...], "audio": [...]}``). A group that
+        stopped is frozen (``set_stopped``) while the others train on; the iteration ends when all have
+        stopped. None (the default): one early stop on the total validation loss."""
+        return None
+
+    def set_stopped(self, groups) -> None:
+        """Freeze the parts of the ``groups`` that stopped early and unfreeze the others (only called
+        for methods with ``stopping_groups``)."""
 
     def sample_weights(self):
         """Per-video sampling weights for the training sampler, or None for uniform sampling."""

@@ -7,8 +7,27 @@ SDC, MDC, CDC, XDC and same-modality XDC differ only in two tables:
 Everything else (extraction, k-means, head reset, cross-entropy on pseudo-labels) is shared here.
 A subclass may take its label tables from elsewhere (``iteration_labels``, with ``head_size``):
 supervised pretraining trains the same heads on the manifest's labels.
+
+``independent_slots`` (SDC) makes each slot a DeepCluster of its own inside the one run: it stops
+early on its own validation loss (``stopping_groups``), and once stopped its encoder and heads are
+frozen (``set_stopped``) while the other slot trains on.
+
+DeepCluster's balanced sampling (``clustering.balanced_sampling``): when every head predicts the
+same label table (CDC), videos are sampled uniformly over its clusters (``sample_weights``). When
+heads predict different tables (SDC, MDC, XDC), one shared batch cannot be sampled uniformly over
+two clusterings at once; batches are then drawn uniformly over videos and each head's per-video loss
+is weighted by ``n / (K * |cluster|)`` of the table it predicts (``balance_weights``: n labelled
+videos, K non-empty clusters). That is importance weighting: the expected weighted loss equals the
+loss under sampling uniform over that table's clusters, each cluster carrying the same total weight,
+at the price of noisier steps when clusters are very unequal. Validation losses are not weighted,
+as they are not resampled when the sampler balances.
+
+``optim.last_iteration_epochs`` gives the last deep-clustering iteration its own warm-up, step and
+total epochs (XDC Table 10's IG-Kinetics*: 0/9/30 after 1/3/10).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -21,11 +40,55 @@ from .base import PretextMethod
 class DeepClusteringMethod(PretextMethod):
     clusterings: dict[str, list[str]] = {}
     targets: dict[str, list[str]] = {}
+    # True: every slot is a DeepCluster of its own (own early stop, frozen once stopped): SDC.
+    independent_slots: bool = False
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.heads = nn.ModuleDict()
         self.pseudo_labels: dict[str, torch.Tensor] = {}
+        self.stopped: set[str] = set()  # slots frozen after their early stop (independent_slots)
+        self._balance: dict[str, tuple] = {}  # label table name -> (table, its per-video loss weights)
+
+    def _last_iteration_epochs(self, iteration: int):
+        """[we, se, te] when ``iteration`` is the last deep-clustering iteration and
+        ``optim.last_iteration_epochs`` sets one (methods that cluster nothing keep their schedule)."""
+        last = self.cfg.optim.last_iteration_epochs
+        if last is None or not self.clusterings or iteration != self.num_iterations() - 1:
+            return None
+        return last
+
+    def max_epochs(self, iteration: int) -> int:
+        last = self._last_iteration_epochs(iteration)
+        return self.cfg.optim.max_epochs if last is None else int(last[2])
+
+    def iteration_schedule(self, iteration: int):
+        o, offset = super().iteration_schedule(iteration)
+        last = self._last_iteration_epochs(iteration)
+        if last is not None:  # e.g. Table 10's IG-Kinetics*: we/se/te 0/9/30 in the last iteration
+            o = replace(o, warmup_epochs=int(last[0]), step_epochs=int(last[1]), max_epochs=int(last[2]))
+        return o, offset
+
+    def stopping_groups(self):
+        if not self.independent_slots:
+            return None
+        return {slot: [f"loss_{slot}_from_{name}" for name in names] for slot, names in self.targets.items()}
+
+    def set_stopped(self, groups) -> None:
+        """Freeze each stopped slot: no gradients for its encoder and heads (the optimiser skips them),
+        its BatchNorm statistics kept as they are (neither training nor precise BN updates them), and
+        its forward pass skipped in training. Unfreezes the other slots."""
+        self.stopped = set(groups)
+        for slot in self.targets:
+            frozen = slot in self.stopped
+            parts = [self.encoders[slot]] + [self.heads[self.head_key(slot, n)] for n in self.targets[slot]
+                                             if self.head_key(slot, n) in self.heads]
+            for part in parts:
+                for p in part.parameters():
+                    p.requires_grad_(not frozen)
+                for m in part.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.track_running_stats = not frozen
 
     @staticmethod
     def head_key(slot: str, clustering: str) -> str:
@@ -70,28 +133,62 @@ class DeepClusteringMethod(PretextMethod):
     def loss(self, batch: dict):
         total, logs = 0.0, {}
         index = batch["index"]
+        weighted = self.training and self._loss_balanced()
         for slot, names in self.targets.items():
+            if self.training and slot in self.stopped:  # frozen after its own early stop
+                continue
             feat = self.encode(slot, batch)
             for name in names:
                 target = self.pseudo_labels[name][index].to(feat.device)
                 logits = self.heads[self.head_key(slot, name)](feat)
-                loss = F.cross_entropy(logits.float(), target, ignore_index=-1)
-                total = total + loss
                 ok = target >= 0
+                if weighted:  # balanced over this head's own clusters (see the module docstring)
+                    w = self.balance_weights(name)[index].to(feat.device)
+                    per_item = F.cross_entropy(logits.float(), target, ignore_index=-1, reduction="none")
+                    loss = (w * per_item).sum() / ok.sum().clamp(min=1)
+                else:
+                    loss = F.cross_entropy(logits.float(), target, ignore_index=-1)
+                total = total + loss
                 acc = (logits.argmax(1)[ok] == target[ok]).float().mean() if ok.any() else torch.tensor(0.0)
                 logs[f"loss_{slot}_from_{name}"] = float(loss.detach())
                 logs[f"acc_{slot}_from_{name}"] = float(acc)
         return total, logs
 
+    def _target_tables(self) -> list[str]:
+        return sorted({name for names in self.targets.values() for name in names})
+
+    def _loss_balanced(self) -> bool:
+        """Balanced sampling by loss weights: asked for, and the heads predict more than one table."""
+        return self.cfg.clustering.balanced_sampling and len(self._target_tables()) > 1
+
     def sample_weights(self):
-        """DeepCluster's remedy against trivial solutions: sample videos uniformly over clusters."""
-        if not self.cfg.clustering.balanced_sampling or not self.pseudo_labels:
+        """DeepCluster's remedy against trivial solutions: sample videos uniformly over the clusters of
+        the one label table every head predicts. With several tables: None (uniform sampling), and the
+        loss weights each head by its own table instead (``balance_weights``)."""
+        if not self.cfg.clustering.balanced_sampling or not self.pseudo_labels or self._loss_balanced():
             return None
-        labels = next(iter(self.pseudo_labels.values())).numpy()
+        tables = [n for n in self._target_tables() if n in self.pseudo_labels]
+        labels = self.pseudo_labels[tables[0] if tables else next(iter(self.pseudo_labels))].numpy()
         sizes = np.bincount(labels[labels >= 0])
         w = np.zeros(len(labels))
         w[labels >= 0] = 1.0 / sizes[labels[labels >= 0]]
         return w
+
+    def balance_weights(self, name: str) -> torch.Tensor:
+        """Per-video loss weights that balance label table ``name`` over its clusters: ``n / (K * |c|)``
+        for a video of cluster c (n labelled videos, K non-empty clusters), 0 for unlabelled ones. Under
+        uniform sampling the expected weight is 1 and every cluster carries the same total weight."""
+        labels = self.pseudo_labels[name]
+        cached = self._balance.get(name)
+        if cached is None or cached[0] is not labels:
+            y = labels.numpy()
+            ok = y >= 0
+            sizes = np.bincount(y[ok])
+            w = np.zeros(len(y), dtype=np.float32)
+            if ok.any():
+                w[ok] = ok.sum() / (np.count_nonzero(sizes) * sizes[y[ok]])
+            cached = self._balance[name] = (labels, torch.from_numpy(w))
+        return cached[1]
 
     # Checkpoints: the pseudo-labels travel with the weights, and heads are rebuilt at the saved size.
     def get_extra_state(self):
