@@ -368,9 +368,10 @@ def _demo() -> PretrainConfig:
     """The preset of ``avssl demo``: cpu-small at 8x32x32, k=16, and enough SGD steps to learn.
 
     The budget is counted in steps, not passes: an epoch is 1,280 clips (about 5 per training video of
-    the demo world, ``optim.epoch_size``), 40 steps of 32, so 3 iterations of 3 epochs are 360 steps.
-    With one pass per epoch (7 steps) the supervised video encoder reached 27.5% on the held-out
-    videos; with 480 steps it reached 85% (RESULTS.md section 7). k is twice the world's 8 classes."""
+    the demo world, ``optim.epoch_size``), 40 steps of 32, so 3 iterations of 3 epochs are 360 steps
+    (``supervised``: one run of the same 9 epochs, the step decay after epoch 7). With one pass per
+    epoch (7 steps) the supervised video encoder reached 27.5% on the held-out videos; with 360 steps
+    67%, with 480 steps 85% (RESULTS.md section 9). k is twice the world's 8 classes."""
     cfg = _cpu_small()
     cfg.preset = "demo"
     # The demo world's 64x64 shapes stay recognisable at 32x32 (64x64 clips take 3x longer; RESULTS.md

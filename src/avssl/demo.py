@@ -103,11 +103,12 @@ def _write_results(out, methods, preset, seeds, per_seed, failed, timings, secon
         markdown += f"\n\nMean and standard deviation over seeds {', '.join(map(str, seeds))}."
     result = {"table": table, "per_seed": per_seed, "std": spread, "failed": failed, "markdown": markdown,
               "methods": list(methods), "preset": preset, "seeds": list(seeds), "seconds": seconds,
-              "seconds_per_method": timings, "cpu": cpu_model(), "cluster_report": cluster_report}
+              "seconds_per_method": timings, "cpu": cpu_model(), "cluster_report": cluster_report,
+              "report": str(out / "report.html")}
     atomic_write_text(out / "results.json", json.dumps(result, indent=2))
     atomic_write_text(out / "results.md", markdown + "\n")
     runs = {TITLES.get(m, m): run_path(out, m, seeds[0]) for m in per_seed if m != "scratch"}
-    result["report"] = str(write_report(out, result, runs, Path(cluster_report) if cluster_report else None))
+    write_report(out, result, runs, Path(cluster_report) if cluster_report else None)
     return result
 
 

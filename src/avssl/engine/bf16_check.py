@@ -7,9 +7,10 @@ AVX512-BF16 and no AMX (torch 2.13), the weight gradient of a ``Conv3d`` with a 
 bf16 is about 2x faster, so the answer is to check rather than give it up.
 
 ``check_layers`` runs every distinct convolution and linear layer (type, weights' shape, stride,
-padding, input shape, memory layout) once forward and backward in fp32 and under bf16 autocast, on
-random inputs and upstream gradients, and compares the output, the weight gradient and the input
-gradient. A layer passes when each relative error (norm of the difference over the norm of the fp32
+padding, input shape, memory layout) forward and backward in fp32 and under bf16 autocast, on random
+inputs and upstream gradients, ``TRIALS`` times, and compares the output, the weight gradient and the
+input gradient (the same machine's AMX Xeon got the weight gradient of R(2+1)D's layer-2 spatial
+convolutions at 112x112 clips wrong in some calls and right in others). A layer passes when each relative error (norm of the difference over the norm of the fp32
 value) is below ``TOLERANCE``; bf16's own rounding gives about 0.003. ``keep_in_fp32`` makes a layer
 bf16 gets wrong compute in fp32 under autocast, and ``time_steps`` measures whether the whole encoders,
 so contained, train faster in bf16 than in fp32 here. Results are cached per process and on disk per
@@ -38,7 +39,11 @@ log = logging.getLogger("avssl.precision")
 TOLERANCE = 0.05
 CHECKED_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 MAX_BATCH = 16  # the check runs at most this many items of a batch (the reported defect shows at 16)
-CACHE_FORMAT = "avssl-bf16-check/2"
+# On this project's AMX Xeon, the weight gradient of R(2+1)D's layer-2 spatial convolutions at 112x112
+# clips was off by 0.065-0.087 in some calls and non-finite in others, with the same inputs: one call
+# can miss it, so each shape is compared this many times and judged by its worst result.
+TRIALS = 3
+CACHE_FORMAT = "avssl-bf16-check/3"
 
 _memory: dict[str, dict] = {}  # this process's results, by machine key
 
@@ -133,8 +138,11 @@ def _compare(layer: nn.Module, shape: tuple, device, memory_format: str, signatu
         y.float().backward(grad_out)
         return y.detach().float(), m.weight.grad.detach().clone(), xi.grad.detach().clone()
 
-    ref, low = step(ref_layer, False), step(low_layer, True)
-    errors = {part: _relative_error(a, b) for part, a, b in zip(("output", "weight_grad", "input_grad"), low, ref)}
+    errors = {"output": 0.0, "weight_grad": 0.0, "input_grad": 0.0}
+    for _ in range(TRIALS):  # the worst of several: some wrong results come and go between calls
+        ref, low = step(ref_layer, False), step(low_layer, True)
+        for part, a, b in zip(errors, low, ref):
+            errors[part] = max(errors[part], _relative_error(a, b))
     ok = all(e < TOLERANCE for e in errors.values())
     if not ok:
         log.warning("bf16 is wrong here for %s: relative errors %s", signature,
