@@ -54,6 +54,20 @@ def run_cli(args, env, expect=0, timeout=300):
     return p
 
 
+def wait_for(proc, condition, what, timeout=120, poll=0.01):
+    """Poll ``condition()`` while ``proc`` runs; fail clearly if the process ends first or time runs out."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended (rc {proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(poll)
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """The environment of child processes: one thread, and the tests' isolated cache (module fixtures

@@ -11,14 +11,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import cli, run_cli
+from conftest import cli, run_cli, wait_for
 from avssl.cli import main
 from avssl.encoders import load_encoders
 from avssl.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
@@ -26,7 +25,6 @@ from avssl.engine.checkpoint import CheckpointError, atomic_save, load_checkpoin
 # Long enough epochs (8 steps) that a kill lands inside one; 3 epochs, no early stop, 2 iterations.
 RUN = ["--method", "xdc", "--preset", "cpu-tiny", "--no-progress", "--seed", "3", "--set", "precision=fp32",
        "--set", "optim.epoch_size=64", "--set", "optim.max_epochs=3", "--set", "optim.early_stop=0"]
-POLL = 0.01
 TIMEOUT = 120
 
 
@@ -37,17 +35,6 @@ TIMEOUT = 120
 def run(args, env, expect=0):
     return run_cli(args, env, expect, TIMEOUT)
 
-
-def wait_for(proc, condition, what):
-    """Poll ``condition()`` while ``proc`` runs; fail clearly if the process ends first."""
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if proc.poll() is not None:
-            raise AssertionError(f"the process ended (rc {proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(POLL)
 
 
 def kill(proc):

@@ -10,12 +10,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import cli
+from conftest import cli, wait_for
 from avssl.cli import main
 from avssl.runlock import LOCK_NAME, FolderInUse, RunLock, read_holder
 
@@ -49,16 +48,6 @@ def kill(proc):
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
 
-
-def wait_for(proc, condition, what):
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if proc.poll() is not None:
-            raise AssertionError(f"the process ended (rc {proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 # --- the lock itself --------------------------------------------------------------------------------
