@@ -28,7 +28,7 @@ from ..data.dataset import (
     SkipReport, build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries,
 )
 from ..data.probe_index import probe_manifest
-from ..engine.precision import autocast
+from ..engine.precision import autocast, plan_for_encoders
 from ..engine.pretrain import TrainingDiverged, pick_device
 from ..engine.schedule import set_learning_rate
 from ..errors import ConfigError
@@ -69,6 +69,10 @@ class _Run:
         self.epochs, self.batch_size, self.epoch_size = epochs, batch_size, epoch_size
         self.test_clips, self.seed, self.progress = test_clips, seed, progress
         self.device = pick_device(device)
+        # Fine-tuning trains, so it gets the same checked bf16 as pretraining (the known bf16 defects are in
+        # weight gradients); layers found wrong are kept in fp32 in the encoder every copy is made from.
+        self.precision = plan_for_encoders(cfg, self.device, {modality: (encoder.to(self.device), modality)},
+                                           batch_size, memory_format="contiguous").precision
         self.spec = clip_spec(cfg, (modality,))
         self.cache = build_cache(cfg.loader, self.spec)
         self.skips = SkipReport()
@@ -100,7 +104,7 @@ class _Run:
                 if "index" not in batch:
                     continue
                 set_learning_rate(opt, r.learning_rate(lr, self.epochs, epoch + step / steps))
-                with autocast(self.device, self.cfg.precision):
+                with autocast(self.device, self.precision):
                     logits = model(batch[self.modality].to(self.device))
                 loss = F.cross_entropy(logits.float(), batch["label"].to(self.device))
                 if not torch.isfinite(loss):
