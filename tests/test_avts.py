@@ -74,7 +74,7 @@ def test_loss_pairs_frames_with_own_audio_and_negatives_by_kind(avts_run):
 
 
 def test_sync_needs_a_method_that_scores_pairs(tiny_world, tmp_path):
-    from avssl.engine.checkpoint import CheckpointError
+    from avssl.errors import CheckpointError
     from avssl.engine.pretrain import pretrain
 
     pretrain(resolve("cpu-tiny", "sdc", ["iterations=1", "optim.max_epochs=1"]), tiny_world, tmp_path / "sdc",

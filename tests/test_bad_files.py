@@ -14,7 +14,8 @@ import torch
 from avssl.cli import main
 from avssl.data.manifest import Manifest
 from avssl.data.media import decode_clip, probe
-from avssl.engine.checkpoint import CheckpointError, load_array, load_checkpoint
+from avssl.errors import CheckpointError
+from avssl.io import load_array, load_checkpoint
 from avssl.errors import ConfigError, MediaError
 
 

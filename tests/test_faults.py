@@ -20,7 +20,8 @@ import torch
 from conftest import cli, run_cli, wait_for
 from avssl.cli import main
 from avssl.encoders import load_encoders
-from avssl.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
+from avssl.errors import CheckpointError
+from avssl.io import atomic_save, load_checkpoint
 
 # Long enough epochs (8 steps) that a kill lands inside one; 3 epochs, no early stop, 2 iterations.
 RUN = ["--method", "xdc", "--preset", "cpu-tiny", "--no-progress", "--seed", "3", "--set", "precision=fp32",
@@ -239,7 +240,7 @@ def test_killed_from_outside_while_saving_a_big_checkpoint(env, tmp_path):
     complete either way, never a mixture."""
     target = tmp_path / "last.pt"
     atomic_save({"epoch": 1, "weights": torch.zeros(5)}, target)
-    script = ("import sys, torch; from avssl.engine.checkpoint import atomic_save; "
+    script = ("import sys, torch; from avssl.io import atomic_save; "
               "atomic_save({'epoch': 2, 'weights': torch.ones(60_000_000)}, sys.argv[1])")
     proc = subprocess.Popen([sys.executable, "-c", script, str(target)], env=env)
     try:

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from avssl.config import resolve
-from avssl.engine.checkpoint import load_checkpoint
+from avssl.io import load_checkpoint
 from avssl.engine.guards import WEIGHT_LIMIT, weight_problems
-from avssl.engine.pretrain import Pretrainer, TrainingDiverged
+from avssl.engine.pretrain import Pretrainer
+from avssl.errors import TrainingDiverged
 
 
 def test_weight_problems_names_non_finite_and_exploded_tensors():

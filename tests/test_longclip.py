@@ -9,7 +9,7 @@ import torch
 from avssl.cli import main
 from avssl.config import resolve
 from avssl.encoders import load_encoders
-from avssl.engine.checkpoint import load_checkpoint
+from avssl.io import load_checkpoint
 from avssl.errors import ConfigError
 from avssl.evaluation import finetune
 from avssl.evaluation.cluster_report import read_run_videos

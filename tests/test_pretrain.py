@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from avssl.config import resolve
 from avssl.encoders import load_encoders
-from avssl.engine.checkpoint import load_checkpoint
+from avssl.io import load_checkpoint
 from avssl.engine.pretrain import Pretrainer, pretrain
 from avssl.errors import ConfigError
 from avssl.methods import METHODS

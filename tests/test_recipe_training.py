@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from avssl.config import resolve
 from avssl.encoders import load_encoders
-from avssl.engine.checkpoint import atomic_save, load_checkpoint
+from avssl.io import atomic_save, load_checkpoint
 from avssl.engine.pretrain import Pretrainer, pretrain
 from avssl.methods import build_method
 

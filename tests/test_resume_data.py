@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import cli, run_cli
-from avssl.engine.checkpoint import load_checkpoint
+from avssl.io import load_checkpoint
 from avssl.engine.datarecord import read_index
 from avssl.runlock import LOCK_NAME
 

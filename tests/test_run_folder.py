@@ -229,7 +229,8 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one(small_disk
     folder, run = small_disk
     script = textwrap.dedent(f"""
         import os, sys, torch
-        from avssl.engine.checkpoint import DiskFullError, atomic_save, load_checkpoint
+        from avssl.errors import DiskFullError
+        from avssl.io import atomic_save, load_checkpoint
         target = os.path.join({str(folder)!r}, "last.pt")
         atomic_save({{"epoch": 1, "w": torch.ones(1000)}}, target)
         try:
@@ -262,7 +263,8 @@ def test_disk_full_errors_are_recognised_through_torchs_wrapping(tmp_path):
     size limit of a process (RLIMIT_FSIZE, EFBIG) is the same condition and works without a mount."""
     script = textwrap.dedent(f"""
         import resource, signal, torch
-        from avssl.engine.checkpoint import DiskFullError, atomic_save, load_checkpoint
+        from avssl.errors import DiskFullError
+        from avssl.io import atomic_save, load_checkpoint
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         target = {str(tmp_path / 'last.pt')!r}
         atomic_save({{"epoch": 1}}, target)

@@ -14,7 +14,7 @@ from avssl.data.demo_world import DemoWorldConfig
 from avssl.data.manifest import load_manifest
 from avssl.demo import run_demo
 from avssl.encoders import load_encoders
-from avssl.engine.checkpoint import load_checkpoint
+from avssl.io import load_checkpoint
 from avssl.engine.pretrain import Pretrainer, pretrain
 from avssl.errors import ConfigError
 from avssl.evaluation import linear_probe

@@ -180,7 +180,7 @@ class PretrainConfig:
         return _from_dict(cls, d, "")
 
     def save(self, path) -> None:
-        from .engine.checkpoint import atomic_write_text
+        from .io import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 

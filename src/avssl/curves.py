@@ -303,6 +303,6 @@ def write_curves(run_dir, dpi: int = 100) -> Path:
     run_dir = Path(run_dir)
     fig = curves_figure(curve_data(run_dir))
     # Atomic like the run's other files: a report reading curves.png never sees half a PNG.
-    from .engine.checkpoint import _atomic
+    from .io import atomic_write
 
-    return _atomic(run_dir / "curves.png", lambda f: fig.savefig(f, format="png", dpi=dpi))
+    return atomic_write(run_dir / "curves.png", lambda f: fig.savefig(f, format="png", dpi=dpi))

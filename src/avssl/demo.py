@@ -94,7 +94,7 @@ def _write_results(out, methods, preset, seeds, per_seed, failed, timings, secon
     """The comparison so far, in ``results.json`` and ``results.md``."""
     import numpy as np
 
-    from .engine.checkpoint import atomic_write_text
+    from .io import atomic_write_text
 
     table = {m: {mod: float(np.mean(v)) for mod, v in per_seed[m].items()} for m in per_seed if per_seed[m]}
     spread = {m: {mod: float(np.std(v)) for mod, v in per_seed[m].items()} for m in table} if len(seeds) > 1 else None

@@ -1,6 +1,6 @@
 """Trained encoders as evaluation sees them: load a run's ``encoders.pt``, or build random ones.
 
-``encoders.pt`` holds plain data only (see ``engine.checkpoint``): the method name, the resolved
+``encoders.pt`` holds plain data only (see ``avssl.io``): the method name, the resolved
 config (to rebuild the architectures), the slot -> modality map and each slot's state dict; for
 methods that score audio-video synchrony (AVTS, CrissCross) also ``heads``, the weights beyond the
 encoders that the score needs, which ``load_method`` puts back into the rebuilt method.
@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .config import PretrainConfig
-from .engine.checkpoint import CheckpointError, load_checkpoint
+from .errors import CheckpointError
+from .io import load_checkpoint
 from .methods.base import build_modality_encoder
 
 ENCODERS_FORMAT = "avssl-encoders/1"

@@ -1,4 +1,7 @@
-"""Errors that name what went wrong and where, so a user can act on them."""
+"""Every error avssl raises on purpose: each names what went wrong and where, so a user can act on it.
+
+    from avssl.errors import AvsslError, ConfigError, MediaError
+"""
 
 
 class AvsslError(Exception):
@@ -16,3 +19,15 @@ class MediaError(AvsslError):
 
 class ConfigError(AvsslError):
     """A configuration value, manifest or command-line option is invalid."""
+
+
+class CheckpointError(AvsslError):
+    """A checkpoint or weight file is missing, corrupt, or holds something other than plain data."""
+
+
+class DiskFullError(AvsslError):
+    """A write failed for lack of space (or quota); the file it replaces is intact."""
+
+
+class TrainingDiverged(AvsslError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""

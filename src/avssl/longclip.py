@@ -58,7 +58,7 @@ def retrain_long(run, out, *, frames: int = PAPER_FRAMES, batch_size: int | None
     import torch
 
     from .encoders import load_encoders
-    from .engine.checkpoint import atomic_save, atomic_write_text, load_array
+    from .io import atomic_save, atomic_write_text, load_array
     from .engine.pretrain import pretrain
     from .evaluation.cluster_report import read_run_videos
     from .methods.longclip import INPUTS

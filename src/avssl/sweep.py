@@ -136,7 +136,7 @@ def sweep(data, out, *, methods, presets=("demo",), ks=None, fractions=None, see
           subset_seed: int = 0, progress: bool = True) -> dict:
     """Pretrain (or reuse / resume) every run of the sweep, evaluate each, and write the results table and
     plot into ``out``; returns the content of ``results.json``."""
-    from .engine.checkpoint import atomic_write_text
+    from .io import atomic_write_text
     from .evaluation.splits import pct
 
     out = Path(out)

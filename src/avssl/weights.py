@@ -52,7 +52,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
+from .errors import CheckpointError
+from .io import atomic_save, load_checkpoint
 from .models import create_audio_resnet18, create_r2plus1d_18, create_r3d_18, factorized_midplanes
 
 RELEASE_URL = "https://github.com/HumamAlwassel/XDC/releases/download/model_weights/"

@@ -99,7 +99,7 @@ def _run_export(a) -> int:
 
 
 def _run_convert(a) -> int:
-    from .engine.checkpoint import atomic_save
+    from .io import atomic_save
     from .weights import convert_state_dict, load_state_dict_file
 
     sd = convert_state_dict(load_state_dict_file(a.file), a.src, a.dst)

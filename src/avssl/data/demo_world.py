@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -28,6 +29,7 @@ import numpy as np
 
 from avssl.data.writer import write_av
 from avssl.errors import ConfigError
+from avssl.io import atomic_write_text
 from avssl.progress import progress as progress_bar
 
 # Bump when the generator's output changes, so cached copies made by an older version are not reused.
@@ -490,12 +492,11 @@ def generate_demo_world(out_dir, config: DemoWorldConfig = DemoWorldConfig(), wo
                 bar.update()
 
     rows.sort(key=lambda row: row["path"])
-    tmp = manifest.with_name(f".{manifest.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, manifest)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(manifest, table.getvalue())
     (out_dir / COMPLETE_MARKER).write_text(json.dumps(asdict(config), sort_keys=True) + "\n")
     return manifest
 

@@ -17,12 +17,12 @@ import logging
 import math
 import os
 import random
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 from avssl.errors import ConfigError
+from avssl.io import atomic_write_text
 
 log = logging.getLogger("avssl.data")
 
@@ -32,7 +32,7 @@ MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
 
 _COLUMNS = ("path", "label", "split")
 # utf-8-sig skips the byte-order mark spreadsheet programs put in front of the header.
-_READ_ENCODING, _WRITE_ENCODING, _ERRORS = "utf-8-sig", "utf-8", "surrogateescape"
+_READ_ENCODING, _ERRORS = "utf-8-sig", "surrogateescape"
 
 
 @dataclass
@@ -127,7 +127,7 @@ class Manifest:
                 [_relative_if_below(item.path, base), item.label or "", item.split or ""]
                 + [item.meta.get(key, "") for key in meta_columns]
             )
-        write_text_atomic(csv_path, text.getvalue())
+        atomic_write_text(csv_path, text.getvalue())
 
     @classmethod
     def from_folder(cls, root, extensions: Iterable[str] = MEDIA_EXTENSIONS, recursive: bool = True) -> Manifest:
@@ -304,25 +304,6 @@ def _by_class_folder(root: str, paths: list[str]) -> Manifest:
     if loose:
         log.warning("%s: ignored %d media file(s) outside class folders", root, loose)
     return Manifest(items, root)
-
-
-def write_text_atomic(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so readers (and a crash)
-    never see a half-written file. Parent folders are created."""
-    path = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    # A unique name opened with "x" rather than mkstemp: mkstemp's 0600 mode would make the result
-    # unreadable to the other users of a shared dataset folder.
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", newline="", encoding=_WRITE_ENCODING, errors=_ERRORS) as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _relative_if_below(path: str, base: str) -> str:

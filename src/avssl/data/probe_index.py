@@ -16,9 +16,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
-from avssl.data.manifest import Manifest, write_text_atomic
+from avssl.data.manifest import Manifest
 from avssl.data.media import MediaInfo, probe
-from avssl.errors import ConfigError, MediaError
+from avssl.errors import ConfigError, DiskFullError, MediaError
+from avssl.io import atomic_write_text
 from avssl.progress import progress as progress_bar
 
 log = logging.getLogger("avssl.data")
@@ -208,8 +209,8 @@ def _save_cache(cache_path: str, files: dict) -> None:
     # come back unchanged on loading.
     text = json.dumps({"version": _CACHE_VERSION, "files": files}, separators=(",", ":"), ensure_ascii=True)
     try:
-        write_text_atomic(cache_path, text)
-    except OSError as e:
+        atomic_write_text(cache_path, text)
+    except (OSError, DiskFullError) as e:
         # A read-only dataset folder must not stop the probe; pass cache_path to put the cache elsewhere.
         log.warning("could not write probe cache %s (%s); results will not be reused", cache_path, e)
 

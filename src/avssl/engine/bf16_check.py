@@ -261,7 +261,7 @@ def _read_cache() -> dict:
 
 
 def _write_cache(key: str, results: dict) -> None:
-    from .checkpoint import atomic_write_text
+    from ..io import atomic_write_text
 
     machines = _read_cache()
     machines[key] = {**machines.get(key, {}), **results}

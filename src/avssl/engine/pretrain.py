@@ -41,14 +41,14 @@ from ..data.dataset import (
 from ..data.views import window_modality
 from ..data.manifest import Manifest, load_manifest
 from ..data.probe_index import probe_manifest
-from ..errors import AvsslError, ConfigError
+from ..errors import AvsslError, ConfigError, TrainingDiverged
 from ..encoders import ENCODERS_FORMAT
 from ..methods import build_method
 from ..progress import epoch_line, fmt_number, progress
 from ..runlock import RunLock, check_output_folder
 from ..tracking import Tracker
 from . import distributed
-from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
+from ..io import atomic_save, atomic_save_array, atomic_write_text, load_checkpoint
 from . import datarecord
 from .extract import extract_features
 from .guards import weight_problems
@@ -61,10 +61,6 @@ from .stopping import new_stopper, stopped_groups, update_stopper
 log = logging.getLogger("avssl.pretrain")
 
 CHECKPOINT_FORMAT = "avssl-pretrain/1"
-
-
-class TrainingDiverged(AvsslError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -451,9 +447,7 @@ class Pretrainer:
             except (OSError, ValueError):
                 continue
             if len(table) == len(recorded):
-                tmp = f.with_name(f".{f.name}.remap.npy")
-                np.save(tmp, datarecord.remap(table, rows, -1 if table.dtype.kind in "iu" else np.nan))
-                tmp.replace(f)
+                atomic_save_array(f, datarecord.remap(table, rows, -1 if table.dtype.kind in "iu" else np.nan))
         where = "at an iteration boundary" if state["iteration_done"] else "mid-iteration"
         self._record_data_change(diff, f"continued from iteration {state['iteration']}, epoch {state['epoch']} "
                                        f"({where}); pseudo-labels re-mapped by path")

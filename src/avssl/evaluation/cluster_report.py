@@ -30,7 +30,7 @@ from ..config import PretrainConfig
 from ..data.dataset import logmel_config
 from ..data.logmel import LogMelSpectrogram
 from ..data.media import decode_audio, decode_video, probe
-from ..engine.checkpoint import atomic_write_text, load_array
+from ..io import atomic_write_text, load_array
 from ..errors import ConfigError, MediaError
 from .splits import open_manifest, pct, write_report
 

@@ -32,7 +32,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,7 @@ from ..data.dataset import clip_spec, make_dataset, prepare_entries
 from ..data.media import decode_clip
 from ..data.probe_index import probe_manifest
 from ..data.samplers import DenseClipSampler
-from ..engine.checkpoint import atomic_write_text
+from ..io import atomic_save_array, atomic_write_text
 from ..engine.precision import autocast
 from ..engine.pretrain import pick_device
 from ..errors import ConfigError, MediaError
@@ -109,13 +108,6 @@ def video_ids(paths: list[str]) -> list[str]:
     return [s if counts[s] == 1 else f"{s}-{hashlib.sha1(p.encode()).hexdigest()[:8]}" for s, p in zip(stems, paths)]
 
 
-def _save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
-
-
 @torch.no_grad()
 def dense_extract(encoders, data, out, *, modality: str = "video", stride: float = 1.0, clip_len: int | None = None,
                   max_memory_mb: float = 512, preset: str | None = None, seed: int = 0, device="auto",
@@ -168,9 +160,9 @@ def dense_extract(encoders, data, out, *, modality: str = "video", stride: float
             if modality == "both":
                 feats["av"] = np.concatenate([feats["video"], feats["audio"]], axis=1)
             for name, f in files.items():
-                _save(f, feats[name])
+                atomic_save_array(f, feats[name])
             starts = frame_starts / spec.fps
-            _save(stamps, np.stack([starts, starts + spec.duration], axis=1))
+            atomic_save_array(stamps, np.stack([starts, starts + spec.duration], axis=1))
         item = meta[entry.path]
         rows.append({"video": vid, "path": entry.path, "label": item.label or "", "split": item.split or "",
                      "duration": f"{entry.duration:.3f}", "windows": len(frame_starts), "stride": stride,

@@ -38,7 +38,7 @@ from ..data.dataset import (
 from ..data.manifest import Manifest
 from ..data.probe_index import probe_manifest
 from ..encoders import LoadedEncoders, load_encoders, scratch_encoders
-from ..engine.checkpoint import atomic_write_text, process_alive
+from ..io import atomic_write_text, process_alive
 from ..engine.extract import extract_features
 from ..engine.pretrain import pick_device
 from ..errors import ConfigError

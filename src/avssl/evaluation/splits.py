@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..data.manifest import Manifest, load_manifest
-from ..engine.checkpoint import atomic_write_text
+from ..io import atomic_write_text
 from ..errors import ConfigError
 
 _FOLD_COLUMN = re.compile(r"split_(\d+)")

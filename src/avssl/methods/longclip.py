@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..engine.checkpoint import load_checkpoint
+from ..io import load_checkpoint
 from ..errors import ConfigError
 from .deep_clustering import DeepClusteringMethod
 

@@ -1,10 +1,13 @@
-"""Checkpoints that survive crashes and never execute code when loaded.
+"""Atomic writes and safe loading: every file avssl writes survives a crash, and nothing it loads runs code.
+
+    from avssl.io import atomic_save, atomic_write_text, load_checkpoint, load_array
 
 Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the target:
 a process killed mid-write leaves the previous checkpoint intact (and a temporary file that is never
 read, and is removed by the next save of the same file). Loading always uses
 ``torch.load(weights_only=True)``, so a checkpoint can hold tensors, numbers, strings, lists and dicts
-but never arbitrary pickled objects.
+but never arbitrary pickled objects. numpy and torch are imported by the functions that need them, so
+the light modules (manifests, the parser) write their files through here too.
 """
 from __future__ import annotations
 
@@ -16,20 +19,12 @@ import re
 import socket
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from .errors import CheckpointError, DiskFullError
 
-from ..errors import AvsslError
-
-
-class CheckpointError(AvsslError):
-    """A checkpoint or weight file is missing, corrupt, or holds something other than plain data."""
-
-
-class DiskFullError(AvsslError):
-    """A write failed for lack of space (or quota); the file it replaces is intact."""
-
+if TYPE_CHECKING:
+    import numpy as np
 
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
 
@@ -47,7 +42,9 @@ def _no_space(e: BaseException) -> OSError | None:
     return None
 
 
-def _atomic(path, write) -> Path:
+def atomic_write(path, write) -> Path:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it over ``path``: readers
+    (and a crash) see the old file or the new one, never half of one. Parent folders are created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
@@ -135,14 +132,23 @@ def _fsync_dir(folder: Path) -> None:
 
 def atomic_save(obj, path) -> Path:
     """``torch.save`` to ``path`` atomically."""
-    return _atomic(path, lambda f: torch.save(obj, f))
+    import torch
+
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(path, text: str) -> Path:
     """Write ``text`` as UTF-8 atomically. File names that are not valid UTF-8 reach Python as
     surrogate escapes; they are written back as their original bytes (as manifests do), so an index
     listing such a file still names it."""
-    return _atomic(path, lambda f: f.write(text.encode("utf-8", "surrogateescape")))
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8", "surrogateescape")))
+
+
+def atomic_save_array(path, array: np.ndarray) -> Path:
+    """``np.save`` to ``path`` atomically."""
+    import numpy as np
+
+    return atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
@@ -151,6 +157,8 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     Only ``torch.load(weights_only=True)`` is ever used: tensors, numbers, strings and containers load;
     a file that would need any other Python object (a pickled class, a function, numpy arrays) is
     refused before anything in it runs."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -215,6 +223,8 @@ def _unpickler_reason(e: Exception) -> str:
 def load_array(path, what: str = "array") -> np.ndarray:
     """A ``.npy`` file as a plain numeric array, never unpickling: a file holding pickled Python objects
     (an object array, or a pickle saved under a .npy name) is refused before anything in it runs."""
+    import numpy as np
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such {what} file")
