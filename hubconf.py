@@ -70,7 +70,7 @@ def audio_resnet18(pretrained_path=None, num_classes=None, width=None, in_channe
 
 def avssl_encoder(run, modality="video", num_classes=None):
     """The ``modality`` encoder of an avssl pretraining run (its directory or ``encoders.pt``)."""
-    from avssl.encoders import load_encoders
+    from avssl.runs import load_encoders
 
     return _finish(load_encoders(run).for_modality(modality)[1], num_classes)
 

@@ -7,7 +7,7 @@ import torch
 
 from avssl.config import resolve
 from avssl.data.views import SyncNegatives
-from avssl.encoders import load_encoders, load_method
+from avssl.runs import load_encoders, load_method
 from avssl.engine.pretrain import Pretrainer
 from avssl.evaluation import linear_probe, sync_accuracy
 from avssl.losses import avts_loss, pair_distance

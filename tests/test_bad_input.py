@@ -25,7 +25,7 @@ from avssl.data.manifest import Manifest, ManifestItem
 from avssl.data.media import decode_full
 from avssl.data.writer import write_av
 from avssl.errors import MediaError
-from avssl.evaluation.cluster_report import read_run_videos
+from avssl.runs import read_run_videos
 
 
 def frames(n, h, w, seed=0):

@@ -1,10 +1,11 @@
 """The ``avssl`` command line on real files: pretrain on a folder, clear errors for bad input."""
 import json
+import re
 import shutil
 
 import pytest
 
-from avssl.cli import main
+from avssl.cli import build_parser, main
 
 
 def test_help_lists_every_subcommand(capsys):
@@ -12,8 +13,12 @@ def test_help_lists_every_subcommand(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("demo", "pretrain", "extract", "eval", "data"):
-        assert cmd in out
+    commands = ("pretrain", "presets", "status", "compare", "extract", "eval", "data", "demo", "sweep", "retrain-long",
+                "filters", "weights")
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert sorted(sub.choices) == sorted(commands)
+    for cmd in commands:
+        assert re.search(rf"^\s+{cmd}\s", out, re.M), cmd
 
 
 def test_pretrain_on_a_plain_folder_of_videos(tiny_world, tmp_path, capsys):

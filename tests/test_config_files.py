@@ -9,7 +9,9 @@ import sys
 import pytest
 import yaml
 
-from avssl.cli import _shows_default, build_parser, main, resumed_config
+from avssl.cli import build_parser, main
+from avssl.cli.parser import _shows_default
+from avssl.cli.pretrain import resumed_config
 from avssl.config import (PRESETS, config_layers, did_you_mean, load_config_file, preset, preset_summary,
                           resolve)
 from avssl.errors import ConfigError
@@ -165,11 +167,10 @@ def test_building_the_parser_imports_no_heavy_module():
 
 
 def test_method_choices_are_the_user_methods():
-    from avssl.method_names import INTERNAL_METHODS, USER_METHODS
+    from avssl.method_names import USER_METHODS
     from avssl.methods import METHODS
 
-    assert set(INTERNAL_METHODS) <= set(METHODS)
-    assert list(USER_METHODS) == sorted(set(METHODS) - set(INTERNAL_METHODS))
+    assert list(USER_METHODS) == sorted(METHODS) and "longclip" not in METHODS
     pretrain = _subparsers(build_parser())["pretrain"]
     method = next(a for a in pretrain._actions if a.dest == "method")
     assert tuple(method.choices) == USER_METHODS and "longclip" not in method.choices
@@ -235,7 +236,7 @@ def test_python_dash_m_avssl():
 # --- --config for scratch encoders -------------------------------------------------------------------
 
 def test_eval_scratch_encoders_from_a_config_file(tmp_path, capsys):
-    from avssl.evaluation.commands import _encoders
+    from avssl.cli.evaluation import _encoders
 
     f = _write(tmp_path / "arch.yaml", "preset: cpu-tiny\nvideo: {width: 0.25}\n")
     parse = build_parser().parse_args

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from avssl.config import preset, resolve
-from avssl.encoders import load_encoders
+from avssl.runs import load_encoders
 from avssl.engine.pretrain import Pretrainer, pretrain
 from avssl.engine.schedule import build_optimizer, learning_rate, set_learning_rate
 from avssl.errors import ConfigError

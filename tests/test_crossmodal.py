@@ -8,7 +8,7 @@ import torch
 
 from avssl.cli import main
 from avssl.config import resolve
-from avssl.encoders import load_method
+from avssl.runs import load_method
 from avssl.engine.pretrain import pretrain
 from avssl.evaluation.crossmodal import crossmodal
 

@@ -1,6 +1,6 @@
 """``avssl demo`` end to end on a small world and the tiny preset: the table and the cluster report."""
 from avssl.data.demo_world import DemoWorldConfig
-from avssl.demo import format_table, run_demo
+from avssl.workflows.demo import format_table, run_demo
 
 
 def test_demo_runs_pretraining_evaluation_and_cluster_report(tmp_path):

@@ -14,7 +14,7 @@ from avssl.data.dataset import clip_spec
 from avssl.data.media import decode_clip
 from avssl.data.samplers import DenseClipSampler
 from avssl.data.writer import write_av
-from avssl.encoders import scratch_encoders
+from avssl.runs import scratch_encoders
 from avssl.errors import ConfigError
 from avssl.evaluation.dense import dense_extract, iter_windows, plan_chunks
 

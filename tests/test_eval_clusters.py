@@ -14,8 +14,9 @@ from avssl.data.manifest import Manifest
 from avssl.engine.pretrain import pretrain
 from avssl.errors import ConfigError
 from avssl.evaluation import cluster_report
-from avssl.evaluation.cluster_report import closest, clustering_stats, read_run_videos
-from avssl.evaluation.commands import register
+from avssl.evaluation.cluster_report import closest, clustering_stats
+from avssl.runs import read_run_videos
+from avssl.cli.evaluation import register
 
 # Six videos, two clusters: A = {a, a, b}, B = {b, b, b}.
 ASSIGN = np.array([0, 0, 0, 1, 1, 1])

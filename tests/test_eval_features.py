@@ -11,11 +11,11 @@ from avssl.config import preset, resolve
 from avssl.data.dataset import clip_spec, prepare_entries
 from avssl.data.manifest import Manifest
 from avssl.data.probe_index import probe_manifest
-from avssl.encoders import scratch_encoders
+from avssl.runs import scratch_encoders
 from avssl.engine.pretrain import pretrain
 from avssl.errors import ConfigError
 from avssl.evaluation import extract, extract_split_features, load_source, resolve_folds
-from avssl.evaluation.commands import register
+from avssl.cli.evaluation import register
 from avssl.evaluation.features import clip_outputs, manifest_clip_features
 from avssl.evaluation.splits import carve_validation, parse_folds
 

@@ -5,7 +5,7 @@ import json
 import torch
 
 from avssl.evaluation import finetune, load_source
-from avssl.evaluation.commands import register
+from avssl.cli.evaluation import register
 
 
 def test_finetune_trains_a_copy_and_reports_video_and_clip_accuracy(tiny_world, tmp_path):

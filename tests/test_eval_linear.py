@@ -7,7 +7,7 @@ import pytest
 
 from avssl.engine.schedule import learning_rate
 from avssl.evaluation import linear_eval, linear_probe
-from avssl.evaluation.commands import register
+from avssl.cli.evaluation import register
 from avssl.evaluation.linear import table11_optim, video_scores
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from avssl.config import resolve
-from avssl.encoders import scratch_encoders
+from avssl.runs import scratch_encoders
 from avssl.errors import ConfigError
 from avssl.evaluation import finetune, load_source, svm_probe
 from avssl.evaluation.features import pooled, with_audio_seconds, with_pool

@@ -7,7 +7,7 @@ import pytest
 
 from avssl.errors import ConfigError
 from avssl.evaluation import cross_modal_recall, recall_at_k, retrieval
-from avssl.evaluation.commands import register
+from avssl.cli.evaluation import register
 from avssl.evaluation.retrieval import nearest
 
 # Four training videos on the unit circle, labels alternating a, b, a, b.

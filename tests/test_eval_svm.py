@@ -8,7 +8,7 @@ import pytest
 from avssl.data.manifest import Manifest
 from avssl.errors import ConfigError
 from avssl.evaluation import svm_eval, svm_probe
-from avssl.evaluation.commands import register
+from avssl.cli.evaluation import register
 
 
 def blobs(n=60, classes=3, dim=8, seed=0):

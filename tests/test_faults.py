@@ -19,7 +19,7 @@ import torch
 
 from conftest import cli, run_cli, wait_for
 from avssl.cli import main
-from avssl.encoders import load_encoders
+from avssl.runs import load_encoders
 from avssl.errors import CheckpointError
 from avssl.io import atomic_save, load_checkpoint
 

@@ -3,9 +3,9 @@ import numpy as np
 from PIL import Image
 
 from avssl.cli import main
-from avssl.encoders import load_encoders
+from avssl.runs import load_encoders
 from avssl.models import build_encoder
-from avssl.visualize import first_layer, render_filters, spatial_tiles
+from avssl.workflows.filters import first_layer, render_filters, spatial_tiles
 
 
 def test_r2plus1d_first_layer_is_the_spatial_then_the_temporal_stem_conv():

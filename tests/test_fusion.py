@@ -7,7 +7,7 @@ import pytest
 
 from avssl.cli import main
 from avssl.config import preset
-from avssl.encoders import LoadedEncoders, scratch_encoders
+from avssl.runs import LoadedEncoders, scratch_encoders
 from avssl.errors import ConfigError
 from avssl.evaluation.fusion import fuse, fusion
 from avssl.evaluation.svm import svm_eval

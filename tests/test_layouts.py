@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from avssl.data import layouts
-from avssl.data.commands import register
+from avssl.cli.data import register
 from avssl.data.manifest import Manifest
 from avssl.data.writer import write_av
 from avssl.errors import ConfigError

@@ -8,14 +8,13 @@ import torch
 
 from avssl.cli import main
 from avssl.config import resolve
-from avssl.encoders import load_encoders
+from avssl.runs import load_encoders
 from avssl.io import load_checkpoint
 from avssl.errors import ConfigError
 from avssl.evaluation import finetune
-from avssl.evaluation.cluster_report import read_run_videos
+from avssl.runs import read_run_videos
 from avssl.evaluation.features import load_source, with_frames
-from avssl.longclip import retrain_long, scaled_batch_and_lr
-from avssl.methods.longclip import INPUTS
+from avssl.workflows.longclip import INPUTS, retrain_long, scaled_batch_and_lr
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from avssl.data.commands import register
+from avssl.cli.data import register
 from avssl.data.manifest import (
     MEDIA_EXTENSIONS,
     Manifest,

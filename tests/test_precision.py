@@ -115,7 +115,7 @@ def test_run_records_memory_format(tiny_world, tmp_path):
 def test_demo_preset_trains_with_finite_losses_and_sane_weights(tiny_world, tmp_path, precision):
     """A short XDC run at the demo preset's networks and clips, in fp32 and in what ``auto`` picks here
     (bf16 where it is checked right and faster): finite losses, weights within the guard's limits."""
-    from avssl.encoders import load_encoders
+    from avssl.runs import load_encoders
     from avssl.engine.guards import weight_problems
     from avssl.engine.pretrain import pretrain
 

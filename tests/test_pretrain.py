@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from avssl.config import resolve
-from avssl.encoders import load_encoders
+from avssl.runs import load_encoders
 from avssl.io import load_checkpoint
 from avssl.engine.pretrain import Pretrainer, pretrain
 from avssl.errors import ConfigError

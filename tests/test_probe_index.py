@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from avssl.data.commands import register
+from avssl.cli.data import register
 from avssl.data.manifest import Manifest, ManifestItem
 from avssl.data.media import probe
 from avssl.data.probe_index import ProbeIndex, default_cache_path, probe_manifest

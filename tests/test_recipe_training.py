@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from avssl.config import resolve
-from avssl.encoders import load_encoders
+from avssl.runs import load_encoders
 from avssl.io import atomic_save, load_checkpoint
 from avssl.engine.pretrain import Pretrainer, pretrain
 from avssl.methods import build_method

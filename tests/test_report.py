@@ -1,4 +1,4 @@
-"""The HTML report (avssl.report) built from a real XDC run, a failed method and a real cluster report."""
+"""The HTML report (avssl.workflows.report) built from a real XDC run, a failed method and a real cluster report."""
 import html
 import os
 import platform
@@ -9,10 +9,10 @@ from urllib.parse import unquote
 import pytest
 
 from avssl.config import resolve
-from avssl.demo import format_table
+from avssl.workflows.demo import format_table
 from avssl.engine.pretrain import pretrain
 from avssl.evaluation import cluster_report
-from avssl.report import markdown_table_html, write_report
+from avssl.workflows.report import markdown_table_html, write_report
 
 FAILURE = ("no usable videos in /data/<world>.csv: skipped 24 file(s): 24 shorter than the method's views "
            "(2.50 s < 3.00 s) & more")

@@ -81,7 +81,7 @@ def test_a_run_records_sizes_and_times_of_its_videos(world, env, tmp_path):
         assert (v.size, v.mtime_ns) == (st.st_size, st.st_mtime_ns)
     assert load_checkpoint(out / "checkpoints" / "last.pt")["videos_sha1"]
     # The readers of the three-column format read the new one (cluster reports, retrain-long).
-    from avssl.evaluation.cluster_report import read_run_videos
+    from avssl.runs import read_run_videos
 
     paths, labels = read_run_videos(out)
     assert paths == [v.path for v in recorded] and labels == [r["label"] for r in rows]

@@ -12,14 +12,14 @@ from avssl.cli import main
 from avssl.config import resolve
 from avssl.data.demo_world import DemoWorldConfig
 from avssl.data.manifest import load_manifest
-from avssl.demo import run_demo
-from avssl.encoders import load_encoders
+from avssl.workflows.demo import run_demo
+from avssl.runs import load_encoders
 from avssl.io import load_checkpoint
 from avssl.engine.pretrain import Pretrainer, pretrain
 from avssl.errors import ConfigError
 from avssl.evaluation import linear_probe
 from avssl.methods import METHODS
-from avssl.sweep import plan, sweep
+from avssl.workflows.sweep import plan, sweep
 
 # 2 iterations x 10 epochs = 20 epochs in one iteration; fp32 because the thresholds below were
 # measured in fp32; no early stop so the whole budget runs.

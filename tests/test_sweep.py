@@ -11,7 +11,7 @@ from avssl.config import resolve
 from avssl.data.manifest import load_manifest
 from avssl.engine.pretrain import Pretrainer
 from avssl.errors import ConfigError
-from avssl.sweep import RunSpec, plan, pretraining_pools, sweep
+from avssl.workflows.sweep import RunSpec, plan, pretraining_pools, sweep
 
 TINY = dict(presets=["cpu-tiny"], eval_clips=2, progress=False)
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from avssl.cli import main
 from avssl.config import resolve
-from avssl.encoders import ENCODERS_FORMAT, load_encoders, scratch_encoders
+from avssl.runs import ENCODERS_FORMAT, load_encoders, scratch_encoders
 from avssl.errors import CheckpointError
 from avssl.io import atomic_save, load_checkpoint
 from avssl.models import create_audio_resnet18, create_r2plus1d_18, create_r3d_18

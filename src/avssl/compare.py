@@ -249,29 +249,13 @@ def format_markdown(result: dict) -> str:
 
 # --- the command -----------------------------------------------------------------------------------
 
-def register(sub) -> None:
-    paragraphs = __doc__.split("\n\n")
-    p = sub.add_parser("compare", help="one table across pretraining runs and evaluation reports (markdown or JSON)",
-                       description="One table across pretraining runs and evaluation reports.\n\n"
-                                   + "\n\n".join(paragraphs[1:4]))
-    p.add_argument("paths", nargs="+", metavar="RUN_OR_EVAL",
-                   help="run directory, evaluation folder or report (<protocol>.json), or a folder holding them")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    p.set_defaults(func=_run)
 
-
-def _run(a) -> int:
-    result = compare(a.paths)
-    print(json.dumps(_plain(result), indent=2) if a.json else format_markdown(result))
-    return 0
-
-
-def _plain(value):
+def plain(value):
     """``value`` with NaN and infinities as null, so that the JSON is valid for every reader."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .errors import ConfigError
+from .method_names import USER_METHODS
 
 
 @dataclass
@@ -469,8 +470,9 @@ def apply_overrides(cfg: PretrainConfig, overrides: list[str]) -> PretrainConfig
     return PretrainConfig.from_dict(d)
 
 
-def validate(cfg: PretrainConfig) -> PretrainConfig:
-    """Reject impossible values with one clear message before any work starts."""
+def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) -> PretrainConfig:
+    """Reject impossible values with one clear message before any work starts. ``method_names``: the
+    methods ``cfg.method`` may name (a workflow that hands the engine its own method names that one)."""
     problems = []
 
     def need(ok: bool, msg: str) -> None:
@@ -509,6 +511,7 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     for name in ("grayscale", "blur", "cutout"):
         need(0 <= getattr(v, name) <= 1, f"video.{name} is a probability in [0, 1], got {getattr(v, name)}")
     _check_every_field(cfg, need)
+    need(cfg.method in method_names, f"method must be one of {', '.join(sorted(method_names))}, got {cfg.method!r}")
     _check_method_sections(cfg, need)
     need(cfg.logging.tensorboard in (None, True, False),
          f"logging.tensorboard must be true, false or null (auto), got {cfg.logging.tensorboard!r}")
@@ -530,9 +533,6 @@ def _check_every_field(cfg: PretrainConfig, need) -> None:
             need(False, f"{name} must be a finite number, got {value}")
     o, v, a, c, lo = cfg.optim, cfg.video, cfg.audio, cfg.clustering, cfg.loader
     need(0 <= cfg.seed < SEED_LIMIT, f"seed must be in [0, {SEED_LIMIT - 1}], got {cfg.seed}")
-    from .methods import METHODS  # here: the methods import this module
-
-    need(cfg.method in METHODS, f"method must be one of {', '.join(sorted(METHODS))}, got {cfg.method!r}")
     device = _device_problem(cfg.device)
     need(device is None, device or "")
     need(0 <= o.momentum < 1, f"optim.momentum must be in [0, 1), got {o.momentum}")

@@ -5,9 +5,6 @@ it must not import ``avssl.methods`` (torch, faiss and the networks): ``avssl --
 Keep the tuple in step with ``avssl.methods.METHODS`` (tests/test_config_files.py checks it).
 """
 
-# sorted; every method of avssl.methods.METHODS except the INTERNAL ones
+# sorted: the names of avssl.methods.METHODS
 USER_METHODS = ("avts", "cdc", "crisscross", "mdc", "sdc", "supervised", "xdc", "xdc-audio-audio", "xdc-video-video")
 
-# Registered methods that other commands start: ``longclip`` is ``avssl retrain-long``'s (it needs
-# the inputs that command writes into the run directory first).
-INTERNAL_METHODS = ("longclip",)

@@ -255,16 +255,3 @@ def _duration(seconds: float) -> str:
 
 
 # --- the command -----------------------------------------------------------------------------------
-
-def register(sub) -> None:
-    p = sub.add_parser("status", help="where a pretraining run stands: progress, last metrics, time per epoch, ETA",
-                       description=__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[1])
-    p.add_argument("run", metavar="RUN", help="pretraining run directory (the --out of avssl pretrain)")
-    p.add_argument("--json", action="store_true", help="print the status as JSON")
-    p.set_defaults(func=_run)
-
-
-def _run(a) -> int:
-    s = run_status(a.run)
-    print(json.dumps(s, indent=2) if a.json else format_status(s))
-    return 0

@@ -209,7 +209,7 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
     obj = load_checkpoint(path)
     if isinstance(obj, Mapping) and isinstance(obj.get("format"), str) and obj["format"].startswith("avssl-"):
         raise CheckpointError(f"{path}: an avssl run file ({obj['format']}), not a plain state dict; load it with "
-                              f"avssl.encoders.load_encoders, or turn an encoder of it into a state dict with "
+                              f"avssl.runs.load_encoders, or turn an encoder of it into a state dict with "
                               f"'avssl weights export'")
     if not isinstance(obj, Mapping) or not obj:
         raise CheckpointError(f"{path}: expected a state dict (a mapping of names to tensors), got "
@@ -459,7 +459,7 @@ def load_weights(path, *, check_hash: bool = True) -> nn.Module:
 def export_torchvision(source, out_path, *, modality: str = "video", hash_name: bool = False) -> Path:
     """Write an avssl encoder as a plain state dict (names -> tensors, torchvision's names; loadable with
     ``torch.load(weights_only=True)``). ``source``: an ``nn.Module``, a run directory, an ``encoders.pt``,
-    or :class:`~avssl.encoders.LoadedEncoders`. ``hash_name``: append the SHA-256 prefix to the name as
+    or :class:`~avssl.runs.LoadedEncoders`. ``hash_name``: append the SHA-256 prefix to the name as
     the XDC/torchvision releases do (``name-1a2b3c4d.pth``, checked by ``torch.hub`` with
     ``check_hash=True``). Returns the written path.
 
@@ -479,7 +479,7 @@ def export_torchvision(source, out_path, *, modality: str = "video", hash_name: 
 def _module_of(source, modality: str) -> nn.Module:
     if isinstance(source, nn.Module):
         return source
-    from .encoders import LoadedEncoders, load_encoders
+    from .runs import LoadedEncoders, load_encoders
 
     loaded = source if isinstance(source, LoadedEncoders) else load_encoders(source)
     return loaded.for_modality(modality)[1]
@@ -494,7 +494,7 @@ def import_weights(path, out_dir, *, modality: str | None = None, overrides=(), 
     where the name does not tell). ``overrides`` (``section.key=value``) change the clip settings that
     evaluation will use, e.g. ``video.crop=112``."""
     from .config import resolve
-    from .encoders import ENCODERS_FORMAT, load_encoders
+    from .runs import encoders_payload, load_encoders
 
     path = Path(path)
     source: dict = {"file": str(path.resolve())}
@@ -532,8 +532,7 @@ def import_weights(path, out_dir, *, modality: str | None = None, overrides=(), 
             arch["encoder"] == "r2plus1d_18" and cfg.video.midplanes != arch["midplanes"]):
         raise LayoutError(f"{path}: the overrides change the {section} architecture the weights belong to")
     sd = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items() if not k.startswith("fc.")}
-    payload = {"format": ENCODERS_FORMAT, "method": method, "config": cfg.to_dict(), "slots": {modality: modality},
-               "encoders": {modality: sd}, "source": source}
+    payload = encoders_payload(method, cfg.to_dict(), {modality: modality}, {modality: sd}, source=source)
     out = atomic_save(payload, Path(out_dir) / "encoders.pt")
     load_encoders(out)  # the file must load back (strictly) before we say it is there
     return out

@@ -4,7 +4,7 @@ A run's per-video state (the pseudo-labels in its checkpoints, ``clusters/*.npy`
 is indexed by each usable video's position. ``videos.csv`` records that order: ``index,path,label``
 (path and label as JSON strings, so any character survives) followed by each file's ``size`` and
 ``mtime_ns`` when it was recorded. Older runs have only the first three columns; readers that stop
-after the label (``cluster_report.read_run_videos``) read both.
+after the label (``runs.read_run_videos``) read both.
 
 ``--resume`` compares the current usable videos with the record before anything is written, and
 refuses with the differences (removed, added, reordered or changed files): resuming with another

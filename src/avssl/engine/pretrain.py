@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, Subset, WeightedRandomSampler
 
-from ..clustering.kmeans import kmeans
-from ..clustering.metrics import cluster_size_stats, label_report, nmi
+from .. import seeds
 from ..config import RESUME_CHANGEABLE, PretrainConfig, config_differences, validate
 from ..curves import write_curves
 from ..data.dataset import (
@@ -42,7 +40,7 @@ from ..data.views import window_modality
 from ..data.manifest import Manifest, load_manifest
 from ..data.probe_index import probe_manifest
 from ..errors import AvsslError, ConfigError, TrainingDiverged
-from ..encoders import ENCODERS_FORMAT
+from ..runs import CHECKPOINT_FORMAT, encoders_payload
 from ..methods import build_method
 from ..progress import epoch_line, fmt_number, progress
 from ..runlock import RunLock, check_output_folder
@@ -50,18 +48,14 @@ from ..tracking import Tracker
 from . import distributed
 from ..io import atomic_save, atomic_save_array, atomic_write_text, load_checkpoint
 from . import datarecord
-from .extract import extract_features
+from .iteration import IterationContext
 from .guards import weight_problems
 from .precise_bn import recompute_bn_stats
 from .precision import autocast, plan_for_encoders, to_memory_format, video_input
-from .handcrafted import handcrafted_features
 from .schedule import build_optimizer, learning_rate, set_learning_rate
 from .stopping import new_stopper, stopped_groups, update_stopper
 
 log = logging.getLogger("avssl.pretrain")
-
-CHECKPOINT_FORMAT = "avssl-pretrain/1"
-
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -76,80 +70,14 @@ class RunResult:
     history: list[dict]
 
 
-class IterationContext:
-    """What a method may ask for at the start of an iteration: features of its slots, and k-means."""
-
-    def __init__(self, trainer: "Pretrainer", iteration: int):
-        self.trainer, self.iteration = trainer, iteration
-        self.log: dict = {"clusters": {}}
-        self.times = {"extract": 0.0, "cluster": 0.0}
-
-    def features(self, slot_modalities: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per-video features {slot: (array (N, D), valid)} from the current encoders (or, in the first
-        iteration with ``clustering.init=handcrafted``, hand-crafted features of each slot's modality)."""
-        t = self.trainer
-        t0 = time.perf_counter()
-        out_dir = t.run_dir / "features"
-        if not distributed.is_main():  # every rank sums its shard; rank 0 receives the totals
-            out_dir = out_dir / f"rank{distributed.rank()}"
-        if self.iteration == 0 and t.cfg.clustering.init == "handcrafted":
-            feats = handcrafted_features(t.extract_loader(), len(t.entries), slot_modalities, out_dir,
-                                         reduce=distributed.reduce_to_main)
-        else:
-            t.refresh_bn_stats(10_000_000 + self.iteration, encoders_only=True)  # a key no epoch uses
-            encoders = {s: (t.method.encoders[s], m) for s, m in slot_modalities.items()}
-            feats = extract_features(
-                encoders, t.extract_loader(), len(t.entries), out_dir, t.device, t.precision,
-                progress=t.progress and distributed.is_main(), desc=f"iter {self.iteration} extract",
-                on_skip=t.skip_clip, reduce=distributed.reduce_to_main,
-            )
-        self.times["extract"] += time.perf_counter() - t0
-        return feats
-
-    def cluster(self, name: str, x: np.ndarray, valid: np.ndarray, k: int, previous=None) -> np.ndarray:
-        """k-means of the valid rows of ``x``; returns labels for all rows (-1 where not valid) and
-        records cluster statistics (sizes, NMI with the previous iteration, label diagnostics)."""
-        t = self.trainer
-        t0 = time.perf_counter()
-        if not distributed.is_main():  # k-means runs once, on rank 0; every rank gets its labels
-            labels = distributed.broadcast_array(None, like_shape=(len(x),))
-            self.times["cluster"] += time.perf_counter() - t0
-            return labels
-        rows = np.flatnonzero(valid)
-        c = t.cfg.clustering
-        result = kmeans(x[rows] if len(rows) < len(x) else x, k, seed=t.cfg.seed + 7919 * self.iteration,
-                        niter=c.niter, pca_dim=c.pca_dim, l2_normalize=c.l2_normalize, gpu=c.gpu)
-        labels = np.full(len(x), -1, dtype=np.int64)
-        labels[rows] = result.assignments
-        self.times["cluster"] += time.perf_counter() - t0
-        stats = {"sizes": cluster_size_stats(result.assignments, k), "reseeded": result.reseeded,
-                 "objective": result.objective}
-        if previous is not None and len(previous) == len(labels):
-            both = (labels >= 0) & (previous.numpy() >= 0)
-            stats["nmi_previous"] = nmi(labels[both], previous.numpy()[both])
-        gt = t.ground_truth
-        if gt is not None:
-            ok = (labels >= 0) & (gt >= 0)
-            if ok.any():
-                stats["vs_labels"] = label_report(labels[ok], gt[ok])
-        self.log["clusters"][name] = stats
-        t.centroids[name] = torch.from_numpy(result.centroids)
-        t.save_clustering(name, labels, result, rows)
-        return distributed.broadcast_array(labels)
-
-    def labels(self) -> np.ndarray | None:
-        """Per-video label ids from the manifest (-1 where unlabelled), or None when it has no labels."""
-        return self.trainer.ground_truth
-
-
 class Pretrainer:
     """Runs a pretraining job. ``data`` is a manifest CSV, a folder, or a Manifest."""
 
     tracker: Tracker | None = None  # TensorBoard event files of the run (rank 0, while ``run`` runs)
 
     def __init__(self, cfg: PretrainConfig, data, run_dir, resume: bool = False, progress: bool = True,
-                 allow_data_change: bool = False):
-        self.cfg = validate(cfg)
+                 allow_data_change: bool = False, method=None):
+        self.cfg = validate(cfg) if method is None else validate(cfg, method_names=(method.name,))
         self.run_dir = check_output_folder(run_dir)
         self.allow_data_change = allow_data_change  # --resume re-maps a run onto changed data (datarecord.py)
         self._writing = False  # whether the run has begun writing (then an abort still writes skipped.json)
@@ -165,7 +93,7 @@ class Pretrainer:
         if resume:
             self._check_resume_config()  # may turn _resume off when there is nothing to resume
         torch.manual_seed(cfg.seed)
-        self.method = build_method(cfg).to(self.device)
+        self.method = (build_method(cfg) if method is None else method).to(self.device)
         # bf16 only as far as it is checked right on this machine, at the shapes of a training step
         encoders = {s: (e, self.method.slots[s]) for s, e in self.method.encoders.items()}
         self.precision_plan = plan_for_encoders(cfg, self.device, encoders,
@@ -256,15 +184,6 @@ class Pretrainer:
         self.skips.add(path, reason)
 
     # --- outputs -----------------------------------------------------------------------------
-    def save_clustering(self, name: str, labels: np.ndarray, result, rows: np.ndarray) -> None:
-        d = self.run_dir / "clusters"
-        d.mkdir(parents=True, exist_ok=True)
-        dist = np.full(len(labels), np.nan, dtype=np.float32)
-        dist[rows] = result.distances
-        np.save(d / f"{name}_assignments.npy", labels)
-        np.save(d / f"{name}_distances.npy", dist)
-        np.save(d / f"{name}_centroids.npy", result.centroids)
-
     def _write_index(self) -> None:
         """``videos.csv``: the usable videos in the order of every per-video table, with each file's size
         and modification time, which ``--resume`` checks (``datarecord``)."""
@@ -301,7 +220,8 @@ class Pretrainer:
             "optimizer": optimizer.state_dict() if optimizer is not None else {},
             "stopper": dict(stopper), "metrics_lines": self._metric_lines(),
             "centroids": dict(self.centroids), "torch_rng": torch.get_rng_state(),
-            "videos_sha1": self._videos_sha1(),
+            "videos_sha1": self._videos_sha1(), "slots": dict(self.method.slots),
+            "supports_sync": self.method.supports_sync,
         }
 
     def _save(self, state: dict, name: str) -> None:
@@ -594,7 +514,7 @@ class Pretrainer:
                 break
             t_epoch = time.perf_counter()
             last = self._epoch(it, epoch, optimizer, o, lr_offset)
-            self.refresh_bn_stats(it * 10007 + epoch)
+            self.refresh_bn_stats(seeds.epoch_key(it, epoch))
             problems = weight_problems(self.method)
             if problems:
                 raise self._diverged(f"the weights exploded in iteration {it}, epoch {epoch} "
@@ -634,9 +554,9 @@ class Pretrainer:
 
     def _epoch(self, it: int, epoch: int, optimizer, o, lr_offset: int = 0) -> dict:
         self.method.train()
-        key = it * 10007 + epoch  # seeds clip starts and augmentation of this epoch
+        key = seeds.epoch_key(it, epoch)  # seeds clip starts and augmentation of this epoch
         self.train_set.set_epoch(key)
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + key)
+        gen = torch.Generator().manual_seed(seeds.sampler_seed(self.cfg.seed, key))
         n = o.epoch_size or len(self.train_indices)
         weights = self.method.sample_weights()
         subset = Subset(self.train_set, self.train_indices.tolist())
@@ -705,7 +625,7 @@ class Pretrainer:
         if n == 0 or self._bn_current:
             return
         self.train_set.set_epoch(key)
-        gen = np.random.default_rng([self.cfg.seed, 9173, key + 1])
+        gen = seeds.rng(self.cfg.seed, seeds.PRECISE_BN, key + 1)
         chosen = gen.choice(self.train_indices, size=min(n, len(self.train_indices)), replace=False)
         # Every rank runs all the chosen clips in global batches: the same statistics whatever the number
         # of processes (a batch's statistics depend on its composition), at the cost of a few forwards.
@@ -836,24 +756,15 @@ class Pretrainer:
         problems = weight_problems(self.method)
         if problems:  # never hand broken weights to evaluation
             raise self._diverged(f"the final weights are broken ({'; '.join(problems)})")
-        payload = {
-            "format": ENCODERS_FORMAT, "method": self.cfg.method, "config": self.cfg.to_dict(),
-            "slots": dict(self.method.slots),
-            "encoders": {s: {k: v.detach().cpu() for k, v in sd.items()} for s, sd in self.method.encoder_states().items()},
-        }
-        heads = self.method.head_states()
-        if heads:  # what ``avssl eval sync`` needs beyond the encoders (AVTS embeddings, CrissCross heads)
-            payload["heads"] = {k: v.detach().cpu() for k, v in heads.items()}
+        payload = encoders_payload(self.cfg.method, self.cfg.to_dict(), self.method.slots,
+                                   self.method.encoder_states(), self.method.head_states())
         return atomic_save(payload, self.run_dir / "encoders.pt")
 
-
 def pretrain(cfg: PretrainConfig, data, run_dir, resume: bool = False, progress: bool = True,
-             allow_data_change: bool = False) -> RunResult:
+             allow_data_change: bool = False, method=None) -> RunResult:
     """Python API: pretrain ``cfg.method`` on ``data`` (manifest CSV, folder or Manifest) into ``run_dir``.
-    ``allow_data_change``: let ``resume`` continue on other videos than the run recorded (``datarecord``)."""
+    ``allow_data_change``: let ``resume`` continue on other videos than the run recorded (``datarecord``).
+    ``method``: a method instance to train instead of the pretext method ``cfg.method`` names (a
+    workflow's own, e.g. long-clip retraining's; ``cfg.method`` is then its name)."""
     return Pretrainer(cfg, data, run_dir, resume=resume, progress=progress,
-                      allow_data_change=allow_data_change).run()
-
-
-def remove_run(run_dir) -> None:
-    shutil.rmtree(run_dir, ignore_errors=True)
+                      allow_data_change=allow_data_change, method=method).run()

@@ -24,7 +24,7 @@ import sys
 import types
 
 # Each function, by the module that defines it. They are imported on first use, so that importing
-# ``avssl.evaluation.commands`` (to build the ``avssl`` parser) does not load torch, faiss or sklearn.
+# ``avssl.cli.evaluation`` (to build the ``avssl`` parser) does not load torch, faiss or sklearn.
 _EXPORTS = {
     "cluster_report": "cluster_report",
     "cross_modal_recall": "retrieval",

@@ -15,7 +15,6 @@ text, each clip's frame linking to the clip's file.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import os
 from collections import Counter
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .. import seeds
 from ..clustering.metrics import cluster_size_stats, label_report
 from ..config import PretrainConfig
 from ..data.dataset import logmel_config
@@ -32,6 +32,7 @@ from ..data.logmel import LogMelSpectrogram
 from ..data.media import decode_audio, decode_video, probe
 from ..io import atomic_write_text, load_array
 from ..errors import ConfigError, MediaError
+from ..runs import clustering_names, read_run_videos
 from .splits import open_manifest, pct, write_report
 
 log = logging.getLogger("avssl.evaluation")
@@ -42,32 +43,6 @@ TSNE_POINTS = 2000  # t-SNE on more videos takes minutes and shows no more
 
 
 # --- reading a run -------------------------------------------------------------------------------
-
-def read_run_videos(run_dir) -> tuple[list[str], list[str | None]]:
-    """Paths and labels of ``videos.csv`` (``index,path,label``; path and label are JSON strings, so
-    any character survives)."""
-    f = Path(run_dir) / "videos.csv"
-    if not f.exists():
-        raise ConfigError(f"{run_dir} has no videos.csv; is it a pretraining run directory?")
-    decoder = json.JSONDecoder()
-    paths, labels = [], []
-    for line in f.read_text().splitlines()[1:]:
-        if not line.strip():
-            continue
-        rest = line.split(",", 1)[1]
-        path, end = decoder.raw_decode(rest)
-        label, _ = decoder.raw_decode(rest[end + 1:]) if rest[end + 1:].strip() else ("", 0)
-        paths.append(path)
-        labels.append(label or None)
-    return paths, labels
-
-
-def clustering_names(run_dir) -> list[str]:
-    found = sorted(p.name[: -len("_assignments.npy")] for p in (Path(run_dir) / "clusters").glob("*_assignments.npy"))
-    if not found:
-        raise ConfigError(f"{run_dir} has no clusters/*_assignments.npy; it holds no clustering")
-    return found
-
 
 def _modalities(cfg: PretrainConfig | None, name: str) -> set[str]:
     """Which input modalities a clustering's features came from (its method's slots)."""
@@ -280,7 +255,7 @@ def tsne_2d(x: np.ndarray, seed: int = 0, max_points: int = TSNE_POINTS) -> tupl
 
     rows = np.arange(len(x))
     if len(rows) > max_points:
-        rows = np.sort(np.random.default_rng([seed, 71]).choice(len(x), max_points, replace=False))
+        rows = np.sort(seeds.rng(seed, seeds.REPORT_SAMPLE).choice(len(x), max_points, replace=False))
     data = np.asarray(x[rows], dtype=np.float32)
     perplexity = float(min(30.0, (len(rows) - 1) / 3))  # t-SNE needs fewer neighbours than points
     # One thread: each of t-SNE's 1,000 steps is small, and OpenMP threads waiting for each other at every
@@ -335,7 +310,7 @@ def tsne_report(run, cfg, name: str, assignments: np.ndarray, labels, out, max_p
         return {"skipped": f"{len(valid)} clustered videos are too few for t-SNE"}
     chosen = valid
     if len(valid) > max_points:  # drawn before reading: only these videos' features are loaded
-        chosen = np.sort(np.random.default_rng([seed, 71]).choice(valid, max_points, replace=False))
+        chosen = np.sort(seeds.rng(seed, seeds.REPORT_SAMPLE).choice(valid, max_points, replace=False))
     x, source = clustering_features(run, cfg, name, len(assignments), chosen)
     if x is None:
         return {"skipped": source}

@@ -23,7 +23,7 @@ import torch
 
 from ..data.dataset import clip_spec, prepare_entries
 from ..data.probe_index import probe_manifest
-from ..encoders import load_encoders, load_method
+from ..runs import load_encoders, load_method
 from ..engine.pretrain import pick_device
 from ..errors import ConfigError
 from ..methods import METHODS

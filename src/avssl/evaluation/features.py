@@ -37,7 +37,7 @@ from ..data.dataset import (
 )
 from ..data.manifest import Manifest
 from ..data.probe_index import probe_manifest
-from ..encoders import LoadedEncoders, load_encoders, scratch_encoders
+from ..runs import LoadedEncoders, load_encoders, scratch_encoders
 from ..io import atomic_write_text, process_alive
 from ..engine.extract import extract_features
 from ..engine.pretrain import pick_device

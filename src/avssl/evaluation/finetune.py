@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
+from .. import seeds
 from ..data.dataset import (
     SkipReport, build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries,
 )
@@ -92,7 +93,7 @@ class _Run:
         model.train()
         for epoch in range(self.epochs):
             dataset.set_epoch(epoch)
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            gen = torch.Generator().manual_seed(seeds.sampler_seed(self.seed, epoch))
             sampler = RandomSampler(dataset, replacement=n > len(dataset), num_samples=n, generator=gen)
             loader = DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=collate_clips,
                                 num_workers=workers, drop_last=n > self.batch_size)

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import seeds
 from ..data.manifest import Manifest, load_manifest
 from ..io import atomic_write_text
 from ..errors import ConfigError
@@ -135,7 +136,7 @@ def carve_validation(labels: Sequence[int], fraction: float, seed: int) -> tuple
     if not 0 < fraction < 1:
         raise ConfigError(f"the validation fraction must be in (0, 1), got {fraction}")
     labels = np.asarray(labels)
-    rng = np.random.default_rng([seed, 17])
+    rng = seeds.rng(seed, seeds.SPLIT)
     val = []
     for c in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == c))

@@ -20,9 +20,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader
 
+from .. import seeds
 from ..data.dataset import build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries
 from ..data.probe_index import probe_manifest
-from ..encoders import load_method
+from ..runs import load_method
 from ..engine.precision import autocast
 from ..engine.pretrain import pick_device
 from ..errors import ConfigError
@@ -102,14 +103,14 @@ def sync_accuracy(encoders, data, out, *, clips: int = 3, fit_fraction: float = 
     split = {item.path: role(item, "split") for item in manifest}
     parts = {r: np.array([e.index for e in entries if split[e.path] == r]) for r in ("train", "test")}
     if len(parts["train"]) < 2 or len(parts["test"]) < 2:  # no usable split column: a seeded one
-        perm = np.random.default_rng([seed, 23]).permutation(len(entries))
+        perm = seeds.rng(seed, seeds.SYNC_SUBSET).permutation(len(entries))
         n_fit = min(max(int(round(fit_fraction * len(entries))), 2), len(entries) - 2)
         parts = {"train": np.sort(perm[:n_fit]), "test": np.sort(perm[n_fit:])}
         parts_from = f"a seeded {fit_fraction:g} of the videos"
     else:
         parts_from = "the manifest's split column"
     video, clip, ev, ea = embed_clips(method, cfg, entries, clips, dev, batch_size)
-    rng = np.random.default_rng([seed, 29])
+    rng = seeds.rng(seed, seeds.SYNC_SHIFTS)
     dist = {}
     with torch.no_grad():
         for name, videos in parts.items():

@@ -1,10 +1,13 @@
-"""Pretext methods, by name. Adding one means adding a module here; the engine does not change."""
+"""The pretext methods a user can pretrain with, by name (``avssl pretrain --method``). Adding one means
+adding a module here; the engine does not change.
+
+    from avssl.methods import build_method
+"""
 from ..errors import ConfigError
 from .avts import AVTS
 from .base import PretextMethod
 from .cdc import CDC
 from .crisscross import CrissCross
-from .longclip import LongClipRetraining
 from .mdc import MDC
 from .same_modality_xdc import XDCAudioAudio, XDCVideoVideo
 from .sdc import SDC
@@ -12,8 +15,7 @@ from .supervised import Supervised
 from .xdc import XDC
 
 METHODS: dict[str, type[PretextMethod]] = {
-    m.name: m for m in (SDC, MDC, CDC, XDC, XDCVideoVideo, XDCAudioAudio, AVTS, CrissCross, LongClipRetraining,
-                       Supervised)
+    m.name: m for m in (SDC, MDC, CDC, XDC, XDCVideoVideo, XDCAudioAudio, AVTS, CrissCross, Supervised)
 }
 
 

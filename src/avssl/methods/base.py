@@ -13,19 +13,7 @@ import torch
 from torch import nn
 
 from ..config import OptimConfig, PretrainConfig
-from ..models import build_encoder
-
-
-def build_modality_encoder(cfg: PretrainConfig, modality: str) -> nn.Module:
-    """The encoder a config asks for, for ``video`` or ``audio`` input."""
-    if modality == "video":
-        kw = {"width": cfg.video.width}
-        if cfg.video.encoder == "r2plus1d_18":
-            kw["midplanes"] = cfg.video.midplanes
-        return build_encoder(cfg.video.encoder, **kw)
-    if modality == "audio":
-        return build_encoder(cfg.audio.encoder, width=cfg.audio.width)
-    raise ValueError(f"unknown modality {modality!r}")
+from ..models import build_modality_encoder
 
 
 class PretextMethod(nn.Module):

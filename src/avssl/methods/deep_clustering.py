@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import seeds
 from .base import PretextMethod
 
 
@@ -119,7 +120,7 @@ class DeepClusteringMethod(PretextMethod):
 
     def reset_heads(self, iteration: int) -> None:
         """New classification heads for the new pseudo-label taxonomy; the encoders are kept."""
-        gen = torch.Generator().manual_seed(self.cfg.seed * 100003 + iteration)
+        gen = torch.Generator().manual_seed(seeds.head_seed(self.cfg.seed, iteration))
         device = next(self.encoders.parameters()).device
         self.heads = nn.ModuleDict()
         for slot, names in self.targets.items():

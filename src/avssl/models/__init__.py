@@ -39,12 +39,25 @@ def build_encoder(name: str, **kwargs) -> nn.Module:
     return builder(**kwargs)
 
 
+def build_modality_encoder(cfg, modality: str) -> nn.Module:
+    """The encoder a config (``PretrainConfig``) asks for, for ``video`` or ``audio`` input."""
+    if modality == "video":
+        kw = {"width": cfg.video.width}
+        if cfg.video.encoder == "r2plus1d_18":
+            kw["midplanes"] = cfg.video.midplanes
+        return build_encoder(cfg.video.encoder, **kw)
+    if modality == "audio":
+        return build_encoder(cfg.audio.encoder, width=cfg.audio.width)
+    raise ValueError(f"unknown modality {modality!r}")
+
+
 __all__ = [
     "AudioResNet",
     "Conv2Plus1D",
     "ENCODERS",
     "VideoResNet",
     "build_encoder",
+    "build_modality_encoder",
     "create_audio_resnet18",
     "create_r2plus1d_18",
     "create_r3d_18",

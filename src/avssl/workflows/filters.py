@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # numpy and torch are imported where the pictures are drawn, so avssl --help stays fast
     import numpy as np
@@ -140,7 +140,7 @@ def filters(encoders: list, out, *, labels: list[str] | None = None, preset: str
             seed: int = 0) -> dict:
     """The first-layer filters of the video encoder of every run (or ``encoders.pt``, or ``"scratch"``
     with ``preset``) as one PNG."""
-    from .evaluation.features import load_source
+    from ..evaluation.features import load_source
 
     if labels is not None and len(labels) != len(encoders):
         raise ConfigError(f"{len(labels)} labels for {len(encoders)} encoders")
@@ -152,35 +152,3 @@ def filters(encoders: list, out, *, labels: list[str] | None = None, preset: str
         name = labels[i] if labels else (source.name if named else f"{Path(enc).name} ({source.encoders.method})")
         runs.append((name, video))
     return render_filters(runs, out)
-
-
-def register(sub) -> None:
-    from .cli import add_config_options
-
-    p = sub.add_parser("filters", help="first-layer spatial and temporal filters of video encoders as a PNG "
-                                       "(XDC Fig. 3), one row per run",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("--encoders", nargs="+", required=True, metavar="RUN_OR_PT|scratch",
-                   help="run directories or encoders.pt files (or 'scratch' with --preset), one row each")
-    p.add_argument("--out", required=True, help="PNG to write")
-    p.add_argument("--labels", help="comma-separated row titles (default: run folder and method)")
-    add_config_options(p, preset_help="architecture of 'scratch'",
-                       config_help="YAML or JSON config file for 'scratch' (a run's config.json gives random "
-                                   "encoders of that run's architecture); over --preset, under --set",
-                       set_help="config value for 'scratch', e.g. --set video.width=0.5 (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of 'scratch' weights")
-    p.set_defaults(func=_run)
-
-
-def _run(a) -> int:
-    from .evaluation.commands import scratch_source
-
-    labels = [t.strip() for t in a.labels.split(",")] if a.labels else None
-    encoders = [scratch_source(a) if str(e) == "scratch" and (a.config or a.overrides) else e for e in a.encoders]
-    r = filters(encoders, a.out, labels=labels, preset=a.preset, seed=a.seed)
-    for row in r["rows"]:
-        t = row["temporal"]
-        print(f"{row['label']}: spatial grid {row['spatial'].shape[1]}x{row['spatial'].shape[0]} px"
-              + (f", temporal grid {t.shape[1]}x{t.shape[0]} px" if t is not None else ", no temporal layer"))
-    print(f"written {r['png']}")
-    return 0

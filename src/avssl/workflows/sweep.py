@@ -27,23 +27,21 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import PRESETS, preset as preset_config
-from .data.manifest import load_manifest
+from .. import seeds
+from ..config import PRESETS, preset as preset_config
+from ..data.manifest import load_manifest
 from .demo import TITLES, ensure_run
-from .errors import ConfigError
-from .runlock import holding_lock
+from ..errors import ConfigError
+from ..runlock import holding_lock
 
 # numpy, torch and the evaluation modules are imported where a sweep runs, so avssl --help stays fast.
 
 log = logging.getLogger("avssl.sweep")
 
-PROTOCOLS = {"linear": "linear", "finetune": "finetune"}
-
-
 def clusters(method: str) -> bool:
     """Whether ``method`` has a k (a deep-clustering method)."""
-    from .methods import METHODS
-    from .methods.deep_clustering import DeepClusteringMethod
+    from ..methods import METHODS
+    from ..methods.deep_clustering import DeepClusteringMethod
 
     cls = METHODS.get(method)
     return cls is not None and issubclass(cls, DeepClusteringMethod) and bool(cls.clusterings)
@@ -75,7 +73,7 @@ class RunSpec:
 
 def plan(methods, presets, ks=None, fractions=None, seeds=(0,)) -> list[RunSpec]:
     """Every run of a sweep, once each (a method without k, or scratch without fractions, collapses)."""
-    from .methods import METHODS
+    from ..methods import METHODS
 
     unknown = [m for m in methods if m != "scratch" and m not in METHODS]
     if unknown:
@@ -99,13 +97,11 @@ def plan(methods, presets, ks=None, fractions=None, seeds=(0,)) -> list[RunSpec]
 
 def pretraining_pools(data, out: Path, fractions, seed: int = 0) -> dict:
     """{fraction: (manifest CSV, videos)}: the non-test items of ``data``, or nested seeded subsets of them."""
-    import numpy as np
-
     manifest = load_manifest(data)
     pool = manifest.subset([i for i, it in enumerate(manifest) if (it.split or "").lower() != "test"])
     if len(pool) < 2:
         raise ConfigError(f"{manifest.source} has {len(pool)} non-test videos to pretrain on; at least 2 are needed")
-    order = np.random.default_rng([seed, 31]).permutation(len(pool))
+    order = seeds.rng(seed, seeds.SWEEP_POOL).permutation(len(pool))
     pools = {}
     for f in fractions or [None]:
         n = len(pool) if f is None else min(len(pool), max(2, round(f * len(pool))))
@@ -119,7 +115,7 @@ def pretraining_pools(data, out: Path, fractions, seed: int = 0) -> dict:
 
 def _evaluation(kind: str, encoders, eval_data, out: Path, expect: dict, **kw) -> tuple[dict, bool]:
     """Run (or reuse, when ``out/<kind>.json`` was made with the same data and settings) one evaluation."""
-    from .evaluation import finetune, linear_probe
+    from ..evaluation import finetune, linear_probe
 
     done = out / f"{kind}.json"
     if done.exists():
@@ -136,8 +132,8 @@ def sweep(data, out, *, methods, presets=("demo",), ks=None, fractions=None, see
           subset_seed: int = 0, progress: bool = True) -> dict:
     """Pretrain (or reuse / resume) every run of the sweep, evaluate each, and write the results table and
     plot into ``out``; returns the content of ``results.json``."""
-    from .io import atomic_write_text
-    from .evaluation.splits import pct
+    from ..io import atomic_write_text
+    from ..evaluation.splits import pct
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -191,7 +187,7 @@ def sweep(data, out, *, methods, presets=("demo",), ks=None, fractions=None, see
 def eval_sets(eval_data) -> dict:
     """{name: manifest} of one labelled manifest (name "") or several (a list, or paths joined by
     commas; named by file stem, e.g. ``object`` and ``category`` label sets of the same videos)."""
-    from .evaluation.splits import open_manifest
+    from ..evaluation.splits import open_manifest
 
     if isinstance(eval_data, str) and "," in eval_data:
         eval_data = [p for p in eval_data.split(",") if p]
@@ -204,7 +200,7 @@ def eval_sets(eval_data) -> dict:
 
 
 def _modalities(encoders) -> set:
-    from .encoders import LoadedEncoders, load_encoders
+    from ..runs import LoadedEncoders, load_encoders
 
     if isinstance(encoders, LoadedEncoders):
         return set(encoders.modalities)
@@ -241,7 +237,7 @@ def aggregate(records: list[dict]) -> list[dict]:
 def results_table(rows: list[dict], metrics: list[str], presets: bool = False, sizes: bool = False) -> str:
     """Markdown: a row per configuration, top-1 accuracy (%) per metric as mean ± std over seeds; the
     best of each column in bold."""
-    from .evaluation.splits import pct
+    from ..evaluation.splits import pct
 
     best = {m: max((r["mean"][m] for r in rows if m in r["mean"]), default=None) for m in metrics}
     head = ["method"] + (["preset"] if presets else []) + (["pretraining videos"] if sizes else []) + ["k"]
@@ -320,68 +316,3 @@ def plot_results(rows: list[dict], metrics: list[str], x_axis: str, path) -> Pat
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def _csv(cast):
-    def parse(text: str):
-        try:
-            values = [cast(t.strip()) for t in text.split(",") if t.strip()]
-        except ValueError:
-            values = []
-        if not values:
-            import argparse
-
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
-        return values
-    return parse
-
-
-def register(sub) -> None:
-    p = sub.add_parser("sweep", help="ablations as one command: methods x presets x k x pretraining size x seeds, "
-                                     "each run resumable, one results table and plot",
-                       description=__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[1])
-    p.add_argument("--methods", type=_csv(str), required=True, help="comma-separated, e.g. scratch,sdc,xdc")
-    p.add_argument("--k", dest="ks", type=_csv(int), help="k values for the deep-clustering methods, e.g. 16,32,64 "
-                                                          "(default: the preset's)")
-    p.add_argument("--seeds", type=_csv(int), default=[0], help="comma-separated seeds (default 0)")
-    p.add_argument("--preset", "--presets", dest="presets", type=_csv(str),
-                   help="preset(s), comma-separated (default: the --config file's preset, else demo)")
-    p.add_argument("--fractions", type=_csv(float), help="pretraining-set fractions, e.g. 0.25,0.5,1: accuracy "
-                                                         "against pretraining size")
-    p.add_argument("--data", required=True, help="pretraining manifest (its test items are left out)")
-    p.add_argument("--eval-data", help="labelled manifest with a split (or folds) to evaluate on (default --data); "
-                                       "several, comma-separated, give a column each (named by file stem)")
-    p.add_argument("--out", required=True, help="sweep folder (rerun the same command to reuse and resume)")
-    p.add_argument("--modalities", type=_csv(str), default=["video"], help="encoders to evaluate (default video)")
-    p.add_argument("--finetune", action="store_true", help="also full fine-tuning (XDC Table 5: fc-only vs all)")
-    p.add_argument("--finetune-epochs", type=int, default=8, help="epochs of --finetune")
-    p.add_argument("--eval-clips", type=int, default=10, help="uniform clips per video in evaluation (default 10)")
-    p.add_argument("--config", metavar="FILE",
-                   help="YAML or JSON file with any part of the config tree, applied to every run over its preset "
-                        "(its method key is ignored: --methods chooses)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for every run, e.g. --set iterations=2 (repeatable; wins over --config)")
-    p.add_argument("--subset-seed", type=int, default=0, help="seed of the --fractions subsets")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    p.set_defaults(func=_run)
-
-
-def _run(a) -> int:
-    from .config import config_layers
-
-    bad = set(a.modalities) - {"video", "audio"}
-    if bad:
-        raise ConfigError(f"--modalities takes video and/or audio, got {sorted(bad)}")
-    first, a.overrides = config_layers(a.presets[0] if a.presets else None, a.config, a.overrides,
-                                       default_preset="demo")
-    a.presets = a.presets or [first]
-    r = sweep(a.data, a.out, methods=a.methods, presets=a.presets, ks=a.ks, fractions=a.fractions, seeds=a.seeds,
-              eval_data=a.eval_data, modalities=a.modalities, finetune=a.finetune, overrides=a.overrides,
-              eval_clips=a.eval_clips, finetune_epochs=a.finetune_epochs, subset_seed=a.subset_seed,
-              progress=not a.no_progress)
-    print(r["markdown"])
-    print()
-    states = ", ".join(f"{n} {s}" for s, n in r["states"].items() if n)
-    print(f"{len(r['runs'])} runs ({states}) in {r['seconds'] / 60:.1f} min; results in {Path(a.out) / 'results.md'}, "
-          f"plot {r['plot']}")
-    return 0

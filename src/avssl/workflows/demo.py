@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import resolve
-from .errors import AvsslError
-from .machine import cpu_model
+from ..config import resolve
+from ..errors import AvsslError
+from ..machine import cpu_model
 from .report import write_report
-from .runlock import holding_lock
+from ..runlock import holding_lock
 
 if TYPE_CHECKING:  # numpy, torch and PyAV are imported where the demo runs, so avssl --help stays fast
-    from .data.demo_world import DemoWorldConfig
-    from .encoders import LoadedEncoders
+    from ..data.demo_world import DemoWorldConfig
+    from ..runs import LoadedEncoders
 
 log = logging.getLogger("avssl.demo")
 
@@ -44,9 +44,9 @@ def run_demo(out="avssl-demo", methods=DEFAULT_METHODS, preset: str = "demo", ov
     that fails (a diverged run, say) is reported in the table instead of ending the demo."""
     import numpy as np
 
-    from .data.demo_world import DemoWorldConfig, demo_dataset
-    from .data.manifest import load_manifest
-    from .evaluation import cluster_report, linear_probe
+    from ..data.demo_world import DemoWorldConfig, demo_dataset
+    from ..data.manifest import load_manifest
+    from ..evaluation import cluster_report, linear_probe
 
     world = DemoWorldConfig() if world is None else world
     seeds = tuple(seeds) if seeds is not None else (seed,)
@@ -94,7 +94,7 @@ def _write_results(out, methods, preset, seeds, per_seed, failed, timings, secon
     """The comparison so far, in ``results.json`` and ``results.md``."""
     import numpy as np
 
-    from .io import atomic_write_text
+    from ..io import atomic_write_text
 
     table = {m: {mod: float(np.mean(v)) for mod, v in per_seed[m].items()} for m in per_seed if per_seed[m]}
     spread = {m: {mod: float(np.std(v)) for mod, v in per_seed[m].items()} for m in table} if len(seeds) > 1 else None
@@ -117,8 +117,8 @@ def ensure_run(method, data, run_dir: Path, preset, overrides, seed, progress) -
     Returns the run directory and which of ``reused``, ``resumed`` or ``trained`` happened. For
     ``scratch`` (the lower bound) it returns random encoders of the same preset and overrides, and
     ``random``, without touching ``run_dir``."""
-    from .encoders import scratch_encoders
-    from .engine.pretrain import pretrain
+    from ..runs import scratch_encoders
+    from ..engine.pretrain import pretrain
 
     if method == "scratch":
         return scratch_encoders(resolve(preset, None, list(overrides)), seed=seed), "random"
@@ -133,7 +133,7 @@ def ensure_run(method, data, run_dir: Path, preset, overrides, seed, progress) -
 
 
 def _modalities(run_dir: Path) -> set:
-    from .encoders import load_encoders
+    from ..runs import load_encoders
 
     return set(load_encoders(run_dir).modalities)
 
@@ -170,45 +170,3 @@ def format_table(table: dict, methods, spread: dict | None = None, failed: dict 
         if m in failed:
             lines.append(f"\n{TITLES.get(m, m)} failed: {failed[m]}")
     return "\n".join(lines)
-
-
-def register(sub) -> None:
-    from .cli import add_config_options
-
-    p = sub.add_parser("demo", help="pretrain and compare methods on the embedded demo world (CPU, about 10 minutes "
-                                    "on a 2-core CPU)",
-                       description=__doc__.rstrip() + "\n\nThe default methods take about 10 minutes on a "
-                                                     "2-core CPU.")
-    p.add_argument("--out", default="avssl-demo", help="output folder (default: ./avssl-demo)")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help=f"comma-separated methods (default: {','.join(DEFAULT_METHODS)})")
-    add_config_options(p, preset_help="named config of every run (default: the --config file's preset, else demo)",
-                       config_help="YAML or JSON file with any part of the config tree, applied to every run over "
-                                   "the preset (its method key is ignored: --methods chooses)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
-    p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: the table shows mean ± std over them")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    p.set_defaults(func=_run)
-
-
-def _run(args) -> int:
-    from .config import config_layers
-    from .errors import ConfigError
-    from .method_names import USER_METHODS
-
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    unknown = [m for m in methods if m != "scratch" and m not in USER_METHODS]
-    if unknown:
-        raise ConfigError(f"unknown method(s) {unknown}; choose from scratch, {', '.join(USER_METHODS)}")
-    args.preset, args.overrides = config_layers(args.preset, args.config, args.overrides, default_preset="demo")
-    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else None
-    result = run_demo(args.out, methods, args.preset, args.overrides, args.seed, progress=not args.no_progress,
-                      seeds=seeds)
-    print()
-    print(result["markdown"])
-    print()
-    print(f"total {result['seconds'] / 60:.1f} min; results in {Path(args.out) / 'results.md'}")
-    if result["cluster_report"]:
-        print(f"XDC cluster report: {result['cluster_report']}")
-    print(f"report with every run's curves: {result['report']}")
-    return 1 if result["failed"] else 0

@@ -9,7 +9,12 @@ and the same for fine-tuning: batch 8 and a quarter of the rate. Generalised her
 shrinks by the ratio of clip lengths (run frames / new frames) and the learning rate follows the
 batch linearly, so 8 -> 32 frames at batch 32 and lr 0.01 gives exactly the paper's 8 and 0.0025.
 Everything else is the run's config (schedule, early stopping, augmentation), and the training is
-an ordinary engine run: checkpoints every epoch, ``--resume``, ``encoders.pt`` at the end.
+an ordinary engine run (checkpoints every epoch, resumed by rerunning, ``encoders.pt`` at the end) of
+its own method, ``longclip_method.LongClipRetraining``, handed to ``engine.pretrain``: it is not one of the
+pretext methods a user can start.
+
+    from avssl.workflows.longclip import retrain_long
+    retrain_long("runs/xdc", "runs/xdc-32f", frames=32)
 """
 from __future__ import annotations
 
@@ -17,14 +22,16 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from .config import PretrainConfig, apply_overrides, validate
-from .data.manifest import Manifest, ManifestItem
-from .errors import ConfigError
-from .runlock import holding_lock
+from ..config import PretrainConfig, apply_overrides, validate
+from ..data.manifest import Manifest, ManifestItem
+from ..errors import ConfigError
+from ..runlock import holding_lock
 
 # numpy, torch and the methods are imported where the retraining runs, so avssl --help stays fast.
 
 PAPER_FRAMES = 32
+METHOD_NAME = "longclip"  # the config's method field of a retraining run
+INPUTS = "longclip_inputs.pt"  # in the new run directory: what the retraining starts from
 
 
 def scaled_batch_and_lr(batch_size: int, lr: float, old_frames: int, new_frames: int) -> tuple[int, float]:
@@ -35,12 +42,11 @@ def scaled_batch_and_lr(batch_size: int, lr: float, old_frames: int, new_frames:
 
 def _video_targets(cfg: PretrainConfig, run: Path) -> tuple[list[str], str]:
     """The clusterings whose pseudo-labels trained the run's video encoder."""
-    from .methods import METHODS
-    from .methods.deep_clustering import DeepClusteringMethod
-    from .methods.longclip import LongClipRetraining
+    from ..methods import METHODS
+    from ..methods.deep_clustering import DeepClusteringMethod
 
     cls = METHODS.get(cfg.method)
-    if cls is None or not issubclass(cls, DeepClusteringMethod) or cls is LongClipRetraining:
+    if cls is None or not issubclass(cls, DeepClusteringMethod):
         raise ConfigError(f"{run} is a {cfg.method} run: long-clip retraining reuses a deep-clustering run's last "
                           f"pseudo-labels (xdc, sdc, mdc, cdc, xdc-video-video)")
     slot = next((s for s, m in cls.slots.items() if m == "video"), None)
@@ -57,11 +63,11 @@ def retrain_long(run, out, *, frames: int = PAPER_FRAMES, batch_size: int | None
     import numpy as np
     import torch
 
-    from .encoders import load_encoders
-    from .io import atomic_save, atomic_write_text, load_array
-    from .engine.pretrain import pretrain
-    from .evaluation.cluster_report import read_run_videos
-    from .methods.longclip import INPUTS
+    from ..runs import load_encoders
+    from ..engine.pretrain import pretrain
+    from ..runs import read_run_videos
+    from ..io import atomic_save, atomic_write_text, load_array, load_checkpoint
+    from .longclip_method import LongClipRetraining
 
     run, out = Path(run), Path(out)
     if not (run / "config.json").exists() or not (run / "encoders.pt").exists():
@@ -73,9 +79,9 @@ def retrain_long(run, out, *, frames: int = PAPER_FRAMES, batch_size: int | None
     o = source.optim
     bs, rate = scaled_batch_and_lr(o.batch_size, o.lr, source.video.num_frames, frames)
     bs, rate = batch_size or bs, lr or rate
-    cfg = replace(source, method="longclip", iterations=1, video=replace(source.video, num_frames=frames),
+    cfg = replace(source, method=METHOD_NAME, iterations=1, video=replace(source.video, num_frames=frames),
                   optim=replace(o, batch_size=bs, lr=rate))
-    cfg = validate(apply_overrides(cfg, list(overrides)))
+    cfg = validate(apply_overrides(cfg, list(overrides)), method_names=(METHOD_NAME,))
     paths, labels = read_run_videos(run)  # in the order of the cluster assignments
     if (out / "encoders.pt").exists():
         state = "reused"
@@ -95,7 +101,8 @@ def retrain_long(run, out, *, frames: int = PAPER_FRAMES, batch_size: int | None
                         out / INPUTS)
         manifest = data if data is not None else Manifest([ManifestItem(p, lab) for p, lab in zip(paths, labels)],
                                                           str(run / "videos.csv"))
-        pretrain(cfg, manifest, out, resume=resume, progress=progress)
+        method = LongClipRetraining(cfg, load_checkpoint(out / INPUTS))
+        pretrain(cfg, manifest, out, resume=resume, progress=progress, method=method)
     scale = f"batch {o.batch_size} -> {bs}, lr {o.lr:g} -> {rate:g}"
     result = {"run": str(run), "out": str(out), "state": state, "method": source.method, "pseudo_labels": names,
               "frames": {"run": source.video.num_frames, "retrained": frames},
@@ -110,38 +117,3 @@ def finetune_hint(encoders, frames: int, run_frames: int, batch_size: int = 32, 
     to the fine-tuning defaults (batch 32, lr 0.01)."""
     bs, rate = scaled_batch_and_lr(batch_size, lr, run_frames, frames)
     return f"avssl eval finetune --encoders {encoders} --data MANIFEST --out DIR --batch-size {bs} --lrs {rate:g}"
-
-
-def register(sub) -> None:
-    p = sub.add_parser("retrain-long", help="retrain a run's video encoder on its last pseudo-labels with longer "
-                                            "clips (XDC Sec. 6: 32 frames, batch and lr scaled)",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="finished deep-clustering run directory")
-    p.add_argument("--out", required=True, help="new run directory (rerun to reuse or resume it)")
-    p.add_argument("--frames", type=int, default=PAPER_FRAMES, help=f"frames per clip (default {PAPER_FRAMES})")
-    p.add_argument("--batch-size", type=int, help="default: the run's batch x run frames / --frames (32 -> 8)")
-    p.add_argument("--lr", type=float, help="default: the run's lr x new batch / run batch (0.01 -> 0.0025)")
-    p.add_argument("--data", help="manifest to train on (default: the run's own videos, matched by path)")
-    p.add_argument("--config", metavar="FILE",
-                   help="YAML or JSON file of config values for the retraining, applied like --set values before "
-                        "the --set ones (its method and video.num_frames are left out: the command sets them)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override another config value of the retraining, e.g. --set optim.max_epochs=10")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    p.set_defaults(func=_run)
-
-
-def _run(a) -> int:
-    from .config import load_config_file, tree_overrides
-
-    overrides = list(a.overrides)
-    if a.config is not None:
-        from_file = tree_overrides(load_config_file(a.config), skip=("method",))
-        overrides = [o for o in from_file if not o.startswith("video.num_frames=")] + overrides
-    r = retrain_long(a.run, a.out, frames=a.frames, batch_size=a.batch_size, lr=a.lr, overrides=overrides,
-                     data=a.data, progress=not a.no_progress)
-    print(f"{r['state']}: {r['method']} video encoder on {'+'.join(r['pseudo_labels'])} pseudo-labels, "
-          f"{r['frames']['run']} -> {r['frames']['retrained']} frames ({r['scaling']})")
-    print(f"encoders written to {r['encoders']}")
-    print(f"fine-tune with the same clip length: {r['finetune']}")
-    return 0

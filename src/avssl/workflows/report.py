@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from .curves import write_curves
-from .machine import cpu_model
+from ..curves import write_curves
+from ..machine import cpu_model
 
 log = logging.getLogger("avssl.report")
 
@@ -126,7 +126,7 @@ def write_report(out_dir, result: dict, runs: dict[str, Path], cluster_report: P
     ``seconds_per_method``, ``preset``, ``failed``: {method: error message}), the run directories
     ``runs`` ({method: run_dir}; those without ``metrics.jsonl`` are left out) and the cluster
     report page ``cluster_report``. Returns the page's path."""
-    from .io import atomic_write_text
+    from ..io import atomic_write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ def _floats(text: str, grid: tuple) -> tuple:
     if text.strip().lower() in ("paper", "grid"):
         return grid
     if text.strip().lower() == "crisscross":
-        from .recipes import CRISSCROSS_CS
+        from ..evaluation.recipes import CRISSCROSS_CS
 
         return CRISSCROSS_CS
     try:
@@ -56,7 +56,7 @@ def _common(p, folds: bool = True, modality: bool = True) -> None:
 
 def _encoder_options(p) -> None:
     """--encoders, and how to build 'scratch' (random) encoders: --preset < --config < --set, as avssl pretrain."""
-    from ..cli import add_config_options
+    from .parser import add_config_options
 
     p.add_argument("--encoders", required=True, metavar="RUN_OR_PT|scratch",
                    help="run directory or encoders.pt of a pretraining run, or 'scratch' (random init of --preset)")
@@ -75,8 +75,8 @@ def _extract_options(p) -> None:
 def register(subparsers) -> None:
     """Add ``extract`` and ``eval`` (with its subcommands) to the ``avssl`` command. Light at import: the
     default grids come from ``grids``, the evaluation modules load when a command runs."""
-    from .grids import FC_LRS, FULL_LRS, RECALL_KS, SVM_CS
-    from .recipes import DEFAULT_FINETUNE_RECIPE, DEFAULT_SVM_RECIPE, FINETUNE_RECIPES, SVM_RECIPES
+    from ..evaluation.grids import FC_LRS, FULL_LRS, RECALL_KS, SVM_CS
+    from ..evaluation.recipes import DEFAULT_FINETUNE_RECIPE, DEFAULT_SVM_RECIPE, FINETUNE_RECIPES, SVM_RECIPES
 
     p = subparsers.add_parser("extract", help="features of frozen encoders to .npy + index CSV",
                               description="Features of frozen encoders: the average of K uniformly spaced clips per "
@@ -279,7 +279,7 @@ def _encoders(a):
     source = scratch_source(a) if custom else a.encoders
     if getattr(a, "frames", None) is None and getattr(a, "audio_seconds", None) is None:
         return source
-    from .features import load_source, with_audio_seconds, with_frames
+    from ..evaluation.features import load_source, with_audio_seconds, with_frames
 
     return with_audio_seconds(with_frames(load_source(source, a.preset, a.seed), getattr(a, "frames", None)),
                               getattr(a, "audio_seconds", None))
@@ -291,9 +291,9 @@ def scratch_source(a):
     from dataclasses import replace
 
     from ..config import config_layers, resolve
-    from ..encoders import scratch_encoders
+    from ..runs import scratch_encoders
     from ..errors import ConfigError
-    from .features import load_source
+    from ..evaluation.features import load_source
 
     if not config_layers(a.preset, a.config, default_preset="")[0]:
         raise ConfigError("--encoders scratch needs --preset NAME, or a --config file that names a preset "
@@ -313,11 +313,11 @@ def _print(result: dict) -> int:
 
 
 def _run_extract(a) -> int:
-    from .features import extract
+    from ..evaluation.features import extract
 
     encoders = _encoders(a)
     if a.dense:
-        from .dense import dense_extract
+        from ..evaluation.dense import dense_extract
 
         return _print(dense_extract(encoders, a.data, a.out, modality=a.modality, stride=a.stride,
                                     clip_len=a.clip_len, max_memory_mb=a.max_memory_mb,
@@ -327,7 +327,7 @@ def _run_extract(a) -> int:
 
 
 def _run_linear(a) -> int:
-    from .linear import linear_probe
+    from ..evaluation.linear import linear_probe
 
     return _print(linear_probe(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds,
                                train_clips=a.train_clips, test_clips=a.test_clips, lrs=a.lrs, epochs=a.epochs,
@@ -336,7 +336,7 @@ def _run_linear(a) -> int:
 
 
 def _run_svm(a) -> int:
-    from .svm import svm_probe
+    from ..evaluation.svm import svm_probe
 
     return _print(svm_probe(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds, recipe=a.recipe,
                             clips=a.clips, cs=a.cs, pool=a.pool, audio_seconds=a.audio_seconds,
@@ -344,7 +344,7 @@ def _run_svm(a) -> int:
 
 
 def _run_finetune(a) -> int:
-    from .finetune import finetune
+    from ..evaluation.finetune import finetune
 
     return _print(finetune(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds, recipe=a.recipe,
                            lrs=a.lrs, epochs=a.epochs, batch_size=a.batch_size, epoch_size=a.epoch_size,
@@ -353,35 +353,35 @@ def _run_finetune(a) -> int:
 
 
 def _run_retrieval(a) -> int:
-    from .retrieval import retrieval
+    from ..evaluation.retrieval import retrieval
 
     return _print(retrieval(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds, clips=a.clips,
                             ks=a.ks, **_extract(a), **_source(a)))
 
 
 def _run_fusion(a) -> int:
-    from .fusion import fusion
+    from ..evaluation.fusion import fusion
 
     return _print(fusion(_encoders(a), a.data, a.out, classifier=a.classifier, folds=a.folds, clips=a.clips,
                          cs=a.cs, lrs=a.lrs, val_fraction=a.val_fraction, **_extract(a), **_source(a)))
 
 
 def _run_crossmodal(a) -> int:
-    from .crossmodal import crossmodal
+    from ..evaluation.crossmodal import crossmodal
 
     return _print(crossmodal(a.encoders, a.data, a.out, split=a.split, clips=a.clips, ks=a.ks, device=a.device,
                              batch_size=a.batch_size, progress=not a.no_progress))
 
 
 def _run_sync(a) -> int:
-    from .sync import sync_accuracy
+    from ..evaluation.sync import sync_accuracy
 
     return _print(sync_accuracy(a.encoders, a.data, a.out, clips=a.clips, fit_fraction=a.fit_fraction, seed=a.seed,
                                 device=a.device, batch_size=a.batch_size, progress=not a.no_progress))
 
 
 def _run_clusters(a) -> int:
-    from .cluster_report import cluster_report
+    from ..evaluation.cluster_report import cluster_report
 
     return _print(cluster_report(a.run, a.data, a.out, clustering=a.clustering, top=a.top, grid_rows=a.grid_rows,
                                  grid_cols=a.grid_cols, tsne_points=a.tsne_points, seed=a.seed))

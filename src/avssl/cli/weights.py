@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
 
 def _describe(model) -> dict:
-    from .weights import infer_architecture
+    from ..weights import infer_architecture
 
     sd = model.state_dict()
     arch = infer_architecture(sd)
@@ -56,7 +56,7 @@ def _describe(model) -> dict:
 
 
 def _run_info(a) -> int:
-    from .weights import load_weights
+    from ..weights import load_weights
 
     model = load_weights(a.file, check_hash=not a.no_check_hash)
     out = {"file": a.file, **_describe(model)}
@@ -73,8 +73,8 @@ def _run_info(a) -> int:
 
 
 def _run_import(a) -> int:
-    from .encoders import load_encoders
-    from .weights import import_weights
+    from ..runs import load_encoders
+    from ..weights import import_weights
 
     path = import_weights(a.file, a.out, modality=a.modality, overrides=a.overrides,
                           check_hash=not a.no_check_hash)
@@ -86,8 +86,8 @@ def _run_import(a) -> int:
 
 
 def _run_export(a) -> int:
-    from .encoders import load_encoders
-    from .weights import export_torchvision, infer_architecture
+    from ..runs import load_encoders
+    from ..weights import export_torchvision, infer_architecture
 
     enc = load_encoders(a.run)
     path = export_torchvision(enc, a.out, modality=a.modality, hash_name=a.hash_name)
@@ -99,8 +99,8 @@ def _run_export(a) -> int:
 
 
 def _run_convert(a) -> int:
-    from .io import atomic_save
-    from .weights import convert_state_dict, load_state_dict_file
+    from ..io import atomic_save
+    from ..weights import convert_state_dict, load_state_dict_file
 
     sd = convert_state_dict(load_state_dict_file(a.file), a.src, a.dst)
     atomic_save(sd, a.out)
