@@ -31,3 +31,7 @@ class DiskFullError(AvsslError):
 
 class TrainingDiverged(AvsslError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class NothingDecoded(RuntimeError):
+    """Feature extraction decoded no clip of any video (each failure is in the skip report)."""

@@ -18,7 +18,7 @@ __all__ = ["ClipTooShortError", "DenseClipSampler", "FixedClipSampler", "RandomC
 # Durations computed as frames / fps or samples / rate can land a hair below the clip length
 # (2.9999999999 for 3.0) or above it. Gaps up to this count as "fits exactly"; 1 us is far below one
 # audio sample at 16 kHz (62.5 us), so it never changes what gets decoded.
-_TOLERANCE_S = 1e-6
+TOLERANCE_S = 1e-6
 
 
 class ClipTooShortError(ValueError):
@@ -47,9 +47,9 @@ class _ClipSampler:
         if not (isinstance(duration, numbers.Real) and math.isfinite(duration) and duration >= 0):
             raise ValueError(f"{type(self).__name__}: duration must be a finite number >= 0, got {duration!r}")
         slack = float(duration) - self.clip_duration
-        if slack < -_TOLERANCE_S:
+        if slack < -TOLERANCE_S:
             raise ClipTooShortError(float(duration), self.clip_duration)
-        return slack if slack > _TOLERANCE_S else 0.0
+        return slack if slack > TOLERANCE_S else 0.0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(clip_duration={self.clip_duration}, num_clips={self.num_clips})"
@@ -132,10 +132,10 @@ class DenseClipSampler(_ClipSampler):
 
     def __call__(self, duration: float, rng: np.random.Generator | None = None) -> list[float]:
         max_start = self._max_start(duration)
-        starts = np.arange(math.floor(max_start / self.stride + _TOLERANCE_S) + 1) * self.stride
+        starts = np.arange(math.floor(max_start / self.stride + TOLERANCE_S) + 1) * self.stride
         if self.grid is not None:
             starts = np.round(starts * self.grid) / self.grid
-            starts = starts[starts <= max_start + _TOLERANCE_S]
+            starts = starts[starts <= max_start + TOLERANCE_S]
         return [float(s) for s in starts]
 
     def frames(self, duration: float) -> np.ndarray:

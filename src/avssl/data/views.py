@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config import RELAXATIONS
 from ..errors import ConfigError
-from .samplers import _TOLERANCE_S, ClipTooShortError
+from .samplers import TOLERANCE_S, ClipTooShortError
 
 __all__ = ["RELAXATIONS", "RelaxedViews", "SyncNegatives", "ViewPlan", "ViewSample", "window_modality"]
 
@@ -77,7 +77,7 @@ class ViewPlan:
         return self.span
 
     def _usable(self, duration: float) -> float:
-        if duration < self.min_duration - _TOLERANCE_S:
+        if duration < self.min_duration - TOLERANCE_S:
             raise ClipTooShortError(float(duration), self.min_duration)
         return max(float(duration), self.min_duration)
 

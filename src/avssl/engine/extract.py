@@ -1,17 +1,17 @@
 """Feature extraction: run encoders over clips, average per video, write disk-backed arrays.
 
-Features go straight into ``.npy`` files opened as memory maps, so the number of videos is bounded by
-disk, not memory; a video with several clips gets the mean of its clips' features.
+    feats = extract_features({"video": (encoder, "video")}, loader, len(entries), out_dir, device)
+
+A video with several clips gets the mean of its clips' features (``accumulate.VideoMeans``).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-from numpy.lib.format import open_memmap
 
+from ..errors import NothingDecoded
 from ..progress import progress as progress_bar
+from .accumulate import VideoMeans
 from .precision import autocast
 
 
@@ -35,10 +35,7 @@ def extract_features(
     given, combines the per-video sums and counts of several processes (each extracting a shard)
     before the averaging.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sums: dict[str, np.ndarray] = {}
-    counts = np.zeros(num_videos, dtype=np.int64)
+    means = VideoMeans(out_dir, num_videos)
     modules = {n: m for n, (m, _) in encoders.items()}
     was_training = {n: m.training for n, m in modules.items()}
     for m in modules.values():
@@ -54,30 +51,18 @@ def extract_features(
             for name, (module, modality) in encoders.items():
                 with autocast(device, precision):
                     feat = module(batch[modality].to(device, non_blocking=True))
-                feat = feat.float().cpu().numpy()
-                if name not in sums:
-                    sums[name] = open_memmap(out_dir / f"{name}.npy", mode="w+", dtype=np.float32,
-                                             shape=(num_videos, feat.shape[1]))
-                np.add.at(sums[name], index, feat)
-            np.add.at(counts, index, 1)
+                means.add(name, index, feat.float().cpu().numpy())
+            means.count(index)
     finally:
         for n, m in modules.items():
             m.train(was_training[n])
     if reduce is not None:
         for name, (module, _) in encoders.items():  # a rank whose shard decoded nothing still takes part
-            if name not in sums:
-                sums[name] = open_memmap(out_dir / f"{name}.npy", mode="w+", dtype=np.float32,
-                                         shape=(num_videos, module.out_dim))
-        reduce(counts)
-        for arr in sums.values():
-            reduce(arr)
-    valid = counts > 0
-    out = {}
+            means.array(name, module.out_dim)
     for name in encoders:
-        if name not in sums:  # nothing decoded at all
-            raise RuntimeError(f"feature extraction for {name!r} decoded no clip at all; see the skip report")
-        arr = sums[name]
-        arr[valid] /= counts[valid, None]
+        if name not in means.sums:  # nothing decoded at all
+            raise NothingDecoded(f"feature extraction for {name!r} decoded no clip at all; see the skip report")
+    arrays, valid = means.finish(reduce)
+    for arr in arrays.values():
         arr.flush()
-        out[name] = (arr, valid)
-    return out
+    return {name: (arrays[name], valid) for name in encoders}

@@ -6,12 +6,10 @@ for audio, the mean and spread of every mel band over time.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import torch
 import torch.nn.functional as F
-from numpy.lib.format import open_memmap
+
+from .accumulate import VideoMeans
 
 
 def video_descriptor(video: torch.Tensor) -> torch.Tensor:
@@ -38,27 +36,16 @@ DESCRIPTORS = {"video": video_descriptor, "audio": audio_descriptor}
 def handcrafted_features(loader, num_videos: int, slot_modalities: dict[str, str], out_dir, reduce=None):
     """Per-video hand-crafted features {slot: (array, valid)}, averaged over each video's clips
     (``reduce`` combines the sums of several processes, as in ``extract_features``)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sums, counts = {}, np.zeros(num_videos, dtype=np.int64)
+    means = VideoMeans(out_dir, num_videos)
     for batch in loader:
         if "index" not in batch:
             continue
         index = batch["index"].numpy()
         for slot, modality in slot_modalities.items():
-            feat = DESCRIPTORS[modality](batch[modality].float()).numpy()
-            if slot not in sums:
-                sums[slot] = open_memmap(out_dir / f"{slot}.npy", mode="w+", dtype=np.float32,
-                                         shape=(num_videos, feat.shape[1]))
-            np.add.at(sums[slot], index, feat)
-        np.add.at(counts, index, 1)
-    if reduce is not None:
-        reduce(counts)
-        for arr in sums.values():
-            reduce(arr)
-    valid = counts > 0
-    for arr in sums.values():
-        arr[valid] /= counts[valid, None]
+            means.add(slot, index, DESCRIPTORS[modality](batch[modality].float()).numpy())
+        means.count(index)
+    arrays, valid = means.finish(reduce)
+    for arr in arrays.values():
         # Standardise each dimension so no descriptor dominates k-means by its scale.
         arr[valid] = (arr[valid] - arr[valid].mean(0)) / (arr[valid].std(0) + 1e-6)
-    return {slot: (sums[slot], valid) for slot in slot_modalities}
+    return {slot: (arrays[slot], valid) for slot in slot_modalities}

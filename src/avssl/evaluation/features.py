@@ -41,7 +41,7 @@ from ..runs import LoadedEncoders, load_encoders, scratch_encoders
 from ..io import atomic_write_text, process_alive
 from ..engine.extract import extract_features
 from ..engine.pretrain import pick_device
-from ..errors import ConfigError
+from ..errors import ConfigError, NothingDecoded
 from .splits import Fold, open_manifest, over_folds, report_markdown, resolve_folds, role, write_report
 
 CACHE_FORMAT = "avssl-clip-features/1"
@@ -239,9 +239,7 @@ def clip_outputs(module, modality: str, cfg, entries: list[VideoEntry], clips: i
                                _ClipRows(loader, first_row),
                                len(dataset), out_dir, dev, cfg.precision, progress=progress, desc=desc,
                                on_skip=skips.add)
-    except RuntimeError as e:
-        if "decoded no clip" not in str(e):
-            raise
+    except NothingDecoded:
         raise ConfigError(f"no clip of any video could be decoded: {skips.summary()}") from None
     values, valid = out["features"]
     table = ClipTable(values, video, rows[:, 1].astype(np.int64), rows[:, 2], valid, [e.path for e in entries])

@@ -113,10 +113,12 @@ def _write_results(out, methods, preset, seeds, per_seed, failed, timings, secon
 
 
 def ensure_run(method, data, run_dir: Path, preset, overrides, seed, progress) -> tuple[Path | LoadedEncoders, str]:
-    """A finished run in ``run_dir``: reused when finished, resumed when interrupted, else started.
-    Returns the run directory and which of ``reused``, ``resumed`` or ``trained`` happened. For
-    ``scratch`` (the lower bound) it returns random encoders of the same preset and overrides, and
-    ``random``, without touching ``run_dir``."""
+    """The encoders of ``method`` as evaluation takes them, and how they came about.
+
+    For a pretext method: (the run directory ``run_dir``, ``reused`` / ``resumed`` / ``trained``): the
+    run is reused when finished, resumed when interrupted, else started. For ``scratch`` (the lower
+    bound): (random ``LoadedEncoders`` of the same preset and overrides, ``random``); ``run_dir`` is not
+    touched."""
     from ..runs import scratch_encoders
     from ..engine.pretrain import pretrain
 
