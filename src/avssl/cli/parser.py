@@ -71,7 +71,7 @@ class ArgumentParser(argparse.ArgumentParser):
 def add_config_options(p, *, preset_help: str | None = None, set_help: str | None = None,
                        config_help: str | None = None) -> None:
     """``--preset`` (unless ``preset_help`` is ``False``), ``--config FILE`` and ``--set KEY=VALUE``,
-    merged by ``avssl.config.resolve``: preset < config file < --set."""
+    merged by ``avssl.config.resolve`` (config/presets.py): preset < config file < --set."""
     from ..config import PRESETS
 
     if preset_help is not False:  # no argparse choices: an unknown name gets resolve's "did you mean"

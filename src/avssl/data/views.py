@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import RELAXATIONS
 from ..errors import ConfigError
 from .samplers import TOLERANCE_S, ClipTooShortError
+
+RELAXATIONS = ("none", "mild", "medium", "extreme", "mixed")  # crisscross.relaxation
 
 __all__ = ["RELAXATIONS", "RelaxedViews", "SyncNegatives", "ViewPlan", "ViewSample", "window_modality"]
 
