@@ -51,7 +51,8 @@ def test_bf16_training_steps_fit_a_batch_of_real_clips(tiny_world, tmp_path):
     """XDC's loss on real clips and real pseudo-labels: bf16 computes nearly the fp32 value, and bf16
     SGD steps fit the batch."""
     from avssl.data.dataset import collate_clips
-    from avssl.engine.pretrain import IterationContext, Pretrainer
+    from avssl.engine.iteration import IterationContext
+    from avssl.engine.pretrain import Pretrainer
 
     if not native_bf16(torch.device("cpu")):
         pytest.skip("this CPU has no native bf16 (no AMX or AVX512-BF16): bf16 would be emulated")

@@ -78,3 +78,25 @@ def epoch_line(iteration: int, epoch: int, epochs: int, metrics: dict, seconds: 
         parts.append(f"pseudo-label acc {sum(accs) / len(accs):.2f}")
     parts.append(f"{seconds:.1f} s")
     return f"iteration {iteration}, epoch {epoch} ({epoch + 1} of at most {epochs}): " + ", ".join(parts)
+
+
+def iteration_line(s: dict) -> str:
+    """The one line the engine logs after every iteration, from its summary record in metrics.jsonl:
+    losses, pseudo-label accuracy, each clustering's sizes, NMI and purity, and where the time went."""
+    parts = [f"iteration {s['iteration']}:"]
+    e = s["last_epoch"]
+    if "loss" in e:  # readable at any scale: a diverging val loss as 2.9e+34, not 35 digits
+        parts.append(f"loss {fmt_number(e['loss'])} val {fmt_number(e.get('val_loss', float('nan')))}")
+    accs = [v for k, v in e.items() if k.startswith("acc_")]
+    if accs:
+        parts.append(f"pseudo-label acc {sum(accs) / len(accs):.2f}")
+    for name, c in s["clusters"].items():
+        bits = [f"{name}: sizes {c['sizes']['min']}-{c['sizes']['max']}"]
+        if "nmi_previous" in c:
+            bits.append(f"NMI prev {c['nmi_previous']:.2f}")
+        if "vs_labels" in c:
+            bits.append(f"purity {c['vs_labels']['purity']:.2f} NMI {c['vs_labels']['nmi']:.2f}")
+        parts.append(" ".join(bits))
+    t = s["times"]
+    parts.append(f"[extract {t['extract']:.0f}s cluster {t['cluster']:.1f}s train {t['train']:.0f}s]")
+    return " | ".join(parts)

@@ -80,6 +80,24 @@ def video_input(x: torch.Tensor, memory_format: str) -> torch.Tensor:
     return x
 
 
+def batch_to_device(batch: dict, device: torch.device, memory_format: str) -> dict:
+    """Move the clips (``video``, ``audio`` and views such as ``audio_neg``) to the device, video in
+    ``memory_format``; indices, labels and start times stay on the CPU, where the methods index their
+    tables with them."""
+    from ..data.dataset import MODALITIES
+    from ..data.views import window_modality
+
+    out = {}
+    for k, v in batch.items():
+        modality = window_modality(k)
+        if modality in MODALITIES:
+            v = v.to(device, non_blocking=True)
+            if modality == "video":
+                v = video_input(v, memory_format)
+        out[k] = v
+    return out
+
+
 # --- the checked plan ------------------------------------------------------------------------------
 
 SPEEDUP_NEEDED = 1.1  # auto takes bf16 when a training pass is at least this much faster

@@ -7,17 +7,16 @@ the pseudo-label validation loss stops improving. AVTS's iterations are its curr
 CrissCross has one; they have nothing to do at the start of an iteration, but their items are
 several windows of a video, which the method's view plan for the iteration (``data.views``) sets.
 
-The run directory holds: ``config.json`` (resolved config), ``checkpoints/last.pt`` (after every
-epoch, for ``--resume``), ``checkpoints/iter_XX.pt`` (after every iteration), ``metrics.jsonl``,
-``skipped.json``, ``clusters/`` (the last iteration's assignments, centroids and features, for
-inspection) and finally ``encoders.pt``, the trained encoders that evaluation reads.
+    result = pretrain(resolve("cpu-small", "xdc"), "videos.csv", "runs/xdc")   # result.encoders_path
+
+What the run directory holds is ``avssl.runs``'s to say; the parts of the trainer that keep it
+(``run_folder``) and resume it (``resume``) are mixed into ``Pretrainer`` from their own modules.
 
 Every random choice is derived from (seed, iteration, epoch, item), never from hidden global state,
 so an interrupted run resumed from its last checkpoint ends where an uninterrupted one would.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -31,37 +30,31 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, Subset, WeightedRandomSampler
 
 from .. import seeds
-from ..config import RESUME_CHANGEABLE, PretrainConfig, config_differences, validate
-from ..curves import write_curves
+from ..config import PretrainConfig, validate
 from ..data.dataset import (
-    MODALITIES, SkipReport, build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries,
+    SkipReport, build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries,
 )
-from ..data.views import window_modality
 from ..data.manifest import Manifest, load_manifest
 from ..data.probe_index import probe_manifest
-from ..errors import AvsslError, ConfigError, TrainingDiverged
+from ..errors import ConfigError, TrainingDiverged
 from ..runs import CHECKPOINT_FORMAT, encoders_payload
 from ..methods import build_method
-from ..progress import epoch_line, fmt_number, progress
-from ..runlock import RunLock, check_output_folder
+from ..progress import epoch_line, iteration_line, progress
+from ..runlock import check_output_folder
 from ..tracking import Tracker
 from . import distributed
-from ..io import atomic_save, atomic_save_array, atomic_write_text, load_checkpoint
-from . import datarecord
+from .device import pick_device
+from ..io import atomic_save
 from .iteration import IterationContext
+from .resume import Resume
+from .run_folder import RunFolder
 from .guards import weight_problems
 from .precise_bn import recompute_bn_stats
-from .precision import autocast, plan_for_encoders, to_memory_format, video_input
+from .precision import autocast, batch_to_device, plan_for_encoders, to_memory_format
 from .schedule import build_optimizer, learning_rate, set_learning_rate
 from .stopping import new_stopper, stopped_groups, update_stopper
 
 log = logging.getLogger("avssl.pretrain")
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
 
 @dataclass
 class RunResult:
@@ -70,7 +63,7 @@ class RunResult:
     history: list[dict]
 
 
-class Pretrainer:
+class Pretrainer(RunFolder, Resume):
     """Runs a pretraining job. ``data`` is a manifest CSV, a folder, or a Manifest."""
 
     tracker: Tracker | None = None  # TensorBoard event files of the run (rank 0, while ``run`` runs)
@@ -132,22 +125,6 @@ class Pretrainer:
                                     seed=cfg.seed, clips_per_video=1, cache=self.cache, plan=self.plans[0])
 
     # --- set-up checks -------------------------------------------------------------------------
-    def _check_resume_config(self) -> None:
-        saved = self.run_dir / "config.json"
-        if not saved.exists():  # nothing to resume yet: start, so one command serves first and requeued jobs
-            log.info("--resume: %s holds no run yet; starting a new one", self.run_dir)
-            self._resume = False
-            return
-        saved_cfg = PretrainConfig.load(saved)
-        refused = config_differences(saved_cfg, self.cfg, ignore=RESUME_CHANGEABLE)
-        if refused:
-            diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in refused)
-            raise ConfigError(f"--resume: the config differs from the saved run ({diff}); resume with the same "
-                              f"settings (a resumed run may change only {', '.join(sorted(RESUME_CHANGEABLE))}), "
-                              f"or start a new run directory")
-        changes = {k: (a, b) for k, a, b in config_differences(saved_cfg, self.cfg)}
-        self.resume_changes = changes  # recorded in metrics.jsonl when the run goes on
-
     def _check_data(self) -> None:
         n = len(self.entries)
         if n == 0:
@@ -183,35 +160,6 @@ class Pretrainer:
         log.warning("skipped a clip of %s: %s", path, reason)
         self.skips.add(path, reason)
 
-    # --- outputs -----------------------------------------------------------------------------
-    def _write_index(self) -> None:
-        """``videos.csv``: the usable videos in the order of every per-video table, with each file's size
-        and modification time, which ``--resume`` checks (``datarecord``)."""
-        classes = self.manifest.class_names() if self.manifest.labelled() else []
-        stamped = self._stamped_entries()
-        rows = [(e.index, v, classes[e.label] if e.label >= 0 else "") for e, v in zip(self.entries, stamped)]
-        atomic_write_text(self.run_dir / "videos.csv", datarecord.format_index(rows))
-
-    def _stamped_entries(self) -> list:
-        if getattr(self, "_stamped", None) is None:
-            self._stamped = [datarecord.stamp(e.path) for e in self.entries]
-        return self._stamped
-
-    def _videos_sha1(self) -> str:
-        """Names the order of the videos that the per-video tables of this run's checkpoints follow."""
-        if getattr(self, "_sha1", None) is None:
-            self._sha1 = datarecord.paths_digest(e.path for e in self.entries)
-        return self._sha1
-
-    def _metrics(self, record: dict) -> None:
-        if not distributed.is_main():
-            return
-        record = {**record, "time": round(time.time(), 3)}  # wall clock, unix seconds (avssl status reads it)
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tracker is not None:  # the same record as TensorBoard scalars
-            self.tracker.write(record)
-
     # --- checkpoints -------------------------------------------------------------------------
     def _state(self, iteration, epoch, optimizer, stopper, done) -> dict:
         return {
@@ -230,192 +178,6 @@ class Pretrainer:
             atomic_save(state, self.run_dir / "checkpoints" / name)
             if len(self.skips) != getattr(self, "_skips_written", -1):  # kept with the checkpoint, for a SIGKILL
                 self._write_skips(final=False)
-
-    def _metric_lines(self) -> int:
-        p = self.run_dir / "metrics.jsonl"
-        return sum(1 for _ in open(p)) if p.exists() else 0
-
-    def _load_last(self) -> dict | None:
-        p = self.run_dir / "checkpoints" / "last.pt"
-        if not p.exists():
-            return None
-        state = load_checkpoint(p, map_location=self.device)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigError(f"{p} is not an avssl pretraining checkpoint")
-        change = self._check_resume_data(state)  # refuses changed data before anything is written
-        if change is not None:  # --allow-data-change: maybe from an earlier state (an iteration boundary)
-            state = self._state_for_changed_data(state, change)
-            if state is None:
-                return None
-        self.method.load_state_dict(state["method"])
-        self.method.to(self.device)
-        self.centroids = dict(state.get("centroids", {}))
-        self._bn_current = True  # every checkpoint is written after the statistics were recomputed
-        torch.set_rng_state(state["torch_rng"])
-        if change is not None:
-            self._remap_to_changed_data(state, change)
-        mp = self.run_dir / "metrics.jsonl"
-        if mp.exists() and distributed.is_main():  # drop lines written after the checkpoint we resume from
-            lines = open(mp).read().splitlines(keepends=True)[: state["metrics_lines"]]
-            atomic_write_text(mp, "".join(lines))
-        return state
-
-    # --- the run folder: its lock, the data it records, the skip report ------------------------
-    def _lock_run_dir(self) -> RunLock | None:
-        """Rank 0 holds the run folder's lock for the whole run (under torchrun every rank learns whether
-        it was granted, so that all stop together when another process holds it)."""
-        lock = error = None
-        if distributed.is_main():
-            try:
-                lock = RunLock(self.run_dir).acquire()
-            except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks were told
-                error = e
-        refused = distributed.broadcast_object(None if error is None else str(error))
-        if error is not None:
-            raise error
-        if refused is not None:
-            raise AvsslError(refused)
-        return lock
-
-    def _check_resume_data(self, state: dict):
-        """Compare the usable videos with those the run recorded (``videos.csv``: order, sizes, times).
-        None when they match; refuses when they differ, before anything is written, unless
-        ``allow_data_change``: then (recorded, current, differences)."""
-        index = self.run_dir / "videos.csv"
-        recorded = datarecord.read_index(index)
-        if recorded is None:
-            log.warning("--resume: %s has no videos.csv, so the data cannot be checked against the run", self.run_dir)
-            return None
-        current = self._stamped_entries()
-        saved = state.get("videos_sha1")  # the list the checkpoint's per-video tables follow
-        if saved is not None and saved != datarecord.paths_digest(v.path for v in recorded):
-            if saved == self._videos_sha1():
-                return None  # a data change was accepted and checkpointed, then the process died before videos.csv
-            raise datarecord.DataChanged(
-                f"--resume: {self.run_dir / 'checkpoints' / 'last.pt'} was written for another list of videos than "
-                f"{index} records, so the run folder is inconsistent (was a file copied from another run?); "
-                f"start a new run (another --out)")
-        change = datarecord.compare(recorded, current)
-        if change.unstamped:
-            log.info("--resume: %s records no file sizes and times (an older avssl): only the paths and their "
-                     "order were checked", index)
-        if not change:
-            return None
-        if not self.allow_data_change:
-            raise datarecord.DataChanged(
-                f"--resume: the usable videos are not the ones the run in {self.run_dir} was trained on "
-                f"({len(recorded)} recorded in videos.csv, {len(current)} now):\n{change.describe()}\n"
-                f"Nothing was written. Resume with the recorded data, start a new run (another --out), or pass "
-                f"--allow-data-change to continue this run on the new data (videos are matched by path; see "
-                f"the README)")
-        log.warning("--resume --allow-data-change: continuing on changed data:\n%s", change.describe())
-        self._fresh_paths = set(change.added) | {p for p, _ in change.changed}
-        return recorded, current, change
-
-    def _state_for_changed_data(self, state: dict, change) -> dict | None:
-        """The state to continue from on changed data. Pseudo-labels are never carried into the middle of
-        an iteration on another list of videos (an added video has none, and a batch of such videos has
-        no loss): a method with per-video pseudo-labels goes back to the end of its last finished
-        iteration (``iter_XX.pt``), whose next iteration clusters the new data before training on it,
-        or starts over when its first iteration was not finished (None). A method without them (AVTS,
-        CrissCross) continues where it stopped."""
-        if not isinstance(getattr(self.method, "pseudo_labels", None), dict) or state["iteration_done"]:
-            return state
-        it = state["iteration"]
-        if it == 0:
-            log.warning("--allow-data-change: the first iteration was not finished; the run starts over on the new data")
-            if distributed.is_main():
-                self._record_data_change(change[2], "started over (the first iteration was not finished)")
-                (self.run_dir / "checkpoints" / "last.pt").unlink(missing_ok=True)
-                atomic_write_text(self.run_dir / "metrics.jsonl", "")
-            return None
-        earlier = self.run_dir / "checkpoints" / f"iter_{it - 1:02d}.pt"
-        if not earlier.exists():
-            raise datarecord.DataChanged(
-                f"--allow-data-change: continuing on new data goes back to the end of iteration {it - 1} "
-                f"({earlier}), which is missing; resume with the recorded data or start a new run")
-        log.warning("--allow-data-change: going back from iteration %d, epoch %d to the end of iteration %d, so that "
-                    "the new data is clustered before it is trained on", it, state["epoch"], it - 1)
-        earlier_state = load_checkpoint(earlier, map_location=self.device)
-        if earlier_state.get("videos_sha1") not in (None, datarecord.paths_digest(v.path for v in change[0])):
-            # its tables follow a list from before an earlier data change: not re-mappable, and only used to
-            # compare the next clustering with (NMI); the next iteration makes new ones
-            extra = earlier_state["method"].get("_extra_state")
-            if isinstance(extra, dict) and "pseudo_labels" in extra:
-                earlier_state["method"]["_extra_state"] = {**extra, "pseudo_labels": {}}
-        return earlier_state
-
-    def _remap_to_changed_data(self, state: dict, change) -> None:
-        """Re-map the loaded per-video tables (pseudo-labels, ``clusters/``) from the recorded videos to the
-        current ones by path, then checkpoint that state: its ``videos_sha1`` then names the new list
-        (written before videos.csv, see ``_check_resume_data``)."""
-        recorded, current, diff = change
-        rows = datarecord.remap_rows(recorded, current, diff)
-        tables = getattr(self.method, "pseudo_labels", None)
-        for name, table in (tables or {}).items():
-            if len(table) == len(recorded):
-                tables[name] = torch.from_numpy(datarecord.remap(table.cpu().numpy(), rows, -1))
-        if not distributed.is_main():
-            return
-        state["method"] = self.method.state_dict()
-        state["videos_sha1"] = self._videos_sha1()
-        atomic_save(state, self.run_dir / "checkpoints" / "last.pt")
-        for f in sorted((self.run_dir / "clusters").glob("*_assignments.npy")) + sorted(
-                (self.run_dir / "clusters").glob("*_distances.npy")):
-            try:
-                table = np.load(f, allow_pickle=False)
-            except (OSError, ValueError):
-                continue
-            if len(table) == len(recorded):
-                atomic_save_array(f, datarecord.remap(table, rows, -1 if table.dtype.kind in "iu" else np.nan))
-        where = "at an iteration boundary" if state["iteration_done"] else "mid-iteration"
-        self._record_data_change(diff, f"continued from iteration {state['iteration']}, epoch {state['epoch']} "
-                                       f"({where}); pseudo-labels re-mapped by path")
-
-    def _record_data_change(self, diff, what: str) -> None:
-        """One line per accepted data change in ``data_changes.jsonl``."""
-        from datetime import datetime
-
-        record = {"time": datetime.now().astimezone().isoformat(timespec="seconds"), "what": what, **diff.counts(),
-                  "examples": {"removed": diff.removed[:20], "added": diff.added[:20],
-                               "reordered": [m[0] for m in diff.moved[:20]], "changed": [c[0] for c in diff.changed[:20]]}}
-        with open(self.run_dir / "data_changes.jsonl", "a", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def _merge_previous_skips(self) -> None:
-        """A resumed run keeps the files its earlier part found unusable (while decoding, too)."""
-        p = self.run_dir / "skipped.json"
-        try:
-            previous = json.loads(p.read_text(encoding="utf-8", errors="surrogateescape")) if p.exists() else None
-        except (OSError, ValueError) as e:
-            log.warning("--resume: ignoring unreadable %s (%s)", p, e)
-            return
-        if not isinstance(previous, dict):
-            return
-        present = {item.path for item in self.manifest}
-        # A file the run used (videos.csv) and the data no longer has is gone from the report; one left out
-        # when probed stays (a resume without --data lists only the used videos); an added or changed one
-        # is judged anew.
-        recorded = {v.path for v in datarecord.read_index(self.run_dir / "videos.csv") or []}
-        fresh = getattr(self, "_fresh_paths", set())
-        kept = self.skips.merge(previous, keep=lambda path: (path in present or path not in recorded)
-                                and path not in fresh)
-        if kept:
-            log.info("--resume: %d file(s) found unusable before the restart stay in the skip report", kept)
-
-    def _write_skips(self, final: bool = True, aborting: bool = False) -> None:
-        """``skipped.json``; at the end (or an abort) the summary, with each file's reason, on the console."""
-        try:
-            atomic_write_text(self.run_dir / "skipped.json",
-                              json.dumps(self.skips.to_dict(), indent=2, ensure_ascii=True))
-        except (OSError, AvsslError) as e:
-            if not aborting:
-                raise
-            log.warning("could not write %s: %s", self.run_dir / "skipped.json", e)
-            return
-        self._skips_written = len(self.skips)
-        if final and len(self.skips):
-            log.warning("%s:\n%s", self.skips.summary(), self.skips.details())
 
     # --- the run -----------------------------------------------------------------------------
     def run(self, max_iterations: int | None = None) -> RunResult:
@@ -549,7 +311,8 @@ class Pretrainer:
         self._carried_optimizer = state["optimizer"]  # for a method that continues it (continues_optimizer)
         self._save(state, f"iter_{it:02d}.pt")
         self._save(state, "last.pt")
-        self._print_summary(summary)
+        if distributed.is_main():
+            log.info(iteration_line(summary))  # once: the bars of the iteration are closed by now
         return summary
 
     def _epoch(self, it: int, epoch: int, optimizer, o, lr_offset: int = 0) -> dict:
@@ -578,7 +341,7 @@ class Pretrainer:
             if distributed.any_rank(len(batch.get("index", ())) < self.method.min_batch_size):
                 continue
             set_learning_rate(optimizer, learning_rate(o, lr_offset + epoch + step / steps))
-            batch = self._to_device(batch)
+            batch = batch_to_device(batch, self.device, self.memory_format)
             with autocast(self.device, self.precision):
                 loss, logs = self.model(batch)
             if not torch.isfinite(loss):
@@ -600,15 +363,6 @@ class Pretrainer:
         out["lr"] = learning_rate(o, lr_offset + epoch)
         out["steps"] = count
         return out
-
-    def _write_curves(self) -> None:
-        """``curves.png`` from ``metrics.jsonl``; a picture that cannot be drawn never stops a run."""
-        if not distributed.is_main():
-            return
-        try:
-            write_curves(self.run_dir)
-        except Exception as e:  # noqa: BLE001 - plotting is a convenience
-            log.warning("could not draw %s: %s", self.run_dir / "curves.png", e)
 
     def _clip_gradients(self, o) -> float:
         """The gradient's global L2 norm before clipping (clipped to ``optim.clip_grad_norm`` when set)."""
@@ -635,7 +389,7 @@ class Pretrainer:
         def batches():
             for batch in loader:
                 if len(batch.get("index", ())) >= max(size, 2):  # BatchNorm needs 2 items in train mode
-                    yield self._to_device(batch)
+                    yield batch_to_device(batch, self.device, self.memory_format)
 
         def forward(batch):
             with autocast(self.device, self.precision):
@@ -678,7 +432,7 @@ class Pretrainer:
         for batch in self._loader(data, self.cfg.optim.batch_size):
             if "index" not in batch:
                 continue
-            batch = self._to_device(batch)
+            batch = batch_to_device(batch, self.device, self.memory_format)
             with autocast(self.device, self.precision):
                 loss, logs = self.method.loss(batch)
             total += float(loss) * len(batch["index"])
@@ -704,52 +458,6 @@ class Pretrainer:
                 log.warning("sync_batchnorm needs GPUs (PyTorch has no CPU SyncBatchNorm); using per-rank BatchNorm")
         # Some methods leave parts unused in some steps (e.g. uni-modal CrissCross variants).
         return DistributedDataParallel(self.method, device_ids=ids, find_unused_parameters=True)
-
-    def _record_pseudo_labels(self, it: int) -> None:
-        """With several ranks, each writes a digest of the pseudo-labels it trains on, so a run can
-        show (and the tests check) that every rank got the same ones."""
-        if not distributed.active():
-            return
-        labels = getattr(self.method, "pseudo_labels", {})
-        digest = {k: hashlib.sha1(v.numpy().tobytes()).hexdigest() for k, v in labels.items()}
-        d = self.run_dir / "ranks"
-        d.mkdir(exist_ok=True)
-        with open(d / f"rank{distributed.rank()}.jsonl", "a") as f:
-            f.write(json.dumps({"iteration": it, "pseudo_labels_sha1": digest}) + "\n")
-
-    def _to_device(self, batch: dict) -> dict:
-        """Move the clips (``video``, ``audio`` and views such as ``audio_neg``) to the device; indices,
-        labels and start times stay on the CPU, where the methods index their tables with them."""
-        out = {}
-        for k, v in batch.items():
-            modality = window_modality(k)
-            if modality in MODALITIES:
-                v = v.to(self.device, non_blocking=True)
-                if modality == "video":
-                    v = video_input(v, self.memory_format)
-            out[k] = v
-        return out
-
-    def _print_summary(self, s: dict) -> None:
-        if not distributed.is_main():
-            return
-        parts = [f"iteration {s['iteration']}:"]
-        e = s["last_epoch"]
-        if "loss" in e:  # readable at any scale: a diverging val loss as 2.9e+34, not 35 digits
-            parts.append(f"loss {fmt_number(e['loss'])} val {fmt_number(e.get('val_loss', float('nan')))}")
-        accs = [v for k, v in e.items() if k.startswith("acc_")]
-        if accs:
-            parts.append(f"pseudo-label acc {np.mean(accs):.2f}")
-        for name, c in s["clusters"].items():
-            bits = [f"{name}: sizes {c['sizes']['min']}-{c['sizes']['max']}"]
-            if "nmi_previous" in c:
-                bits.append(f"NMI prev {c['nmi_previous']:.2f}")
-            if "vs_labels" in c:
-                bits.append(f"purity {c['vs_labels']['purity']:.2f} NMI {c['vs_labels']['nmi']:.2f}")
-            parts.append(" ".join(bits))
-        t = s["times"]
-        parts.append(f"[extract {t['extract']:.0f}s cluster {t['cluster']:.1f}s train {t['train']:.0f}s]")
-        log.info(" | ".join(parts))  # once: the bars of the iteration are closed by now
 
     def export_encoders(self) -> Path:
         """Write the encoders (by slot) with what is needed to rebuild them: ``encoders.pt``."""

@@ -24,7 +24,7 @@ import torch
 from ..data.dataset import clip_spec, prepare_entries
 from ..data.probe_index import probe_manifest
 from ..runs import load_encoders, load_method
-from ..engine.pretrain import pick_device
+from ..engine.device import pick_device
 from ..errors import ConfigError
 from ..methods import METHODS
 from .features import mean_by_video

@@ -43,7 +43,7 @@ from ..data.probe_index import probe_manifest
 from ..data.samplers import DenseClipSampler
 from ..io import atomic_save_array, atomic_write_text
 from ..engine.precision import autocast
-from ..engine.pretrain import pick_device
+from ..engine.device import pick_device
 from ..errors import ConfigError, MediaError
 from ..progress import progress as progress_bar
 from .features import MODALITIES, load_source, with_frames

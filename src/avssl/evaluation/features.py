@@ -40,7 +40,7 @@ from ..data.probe_index import probe_manifest
 from ..runs import LoadedEncoders, load_encoders, scratch_encoders
 from ..io import atomic_write_text, process_alive
 from ..engine.extract import extract_features
-from ..engine.pretrain import pick_device
+from ..engine.device import pick_device
 from ..errors import ConfigError, NothingDecoded
 from .splits import Fold, open_manifest, over_folds, report_markdown, resolve_folds, role, write_report
 

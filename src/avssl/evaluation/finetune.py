@@ -30,7 +30,7 @@ from ..data.dataset import (
 )
 from ..data.probe_index import probe_manifest
 from ..engine.precision import autocast, plan_for_encoders
-from ..engine.pretrain import pick_device
+from ..engine.device import pick_device
 from ..errors import TrainingDiverged
 from ..engine.schedule import set_learning_rate
 from ..errors import ConfigError

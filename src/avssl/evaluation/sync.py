@@ -25,7 +25,7 @@ from ..data.dataset import build_cache, clip_spec, collate_clips, make_dataset, 
 from ..data.probe_index import probe_manifest
 from ..runs import load_method
 from ..engine.precision import autocast
-from ..engine.pretrain import pick_device
+from ..engine.device import pick_device
 from ..errors import ConfigError
 from .splits import open_manifest, pct, role, write_report
 
