@@ -29,7 +29,7 @@ from avssl.data.transforms import (
     transform_video,
     video_transform,
 )
-from avssl.data.transforms import _hue_matrix
+from avssl.data.transforms.colour import _hue_matrix
 from avssl.errors import ConfigError
 
 

@@ -1,0 +1,214 @@
+"""Video colour: jitter, grayscale, blur, cutout and normalisation (on [0, 1] float clips)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from avssl.errors import ConfigError
+from .checks import check_positive_int, check_probability, check_range, check_video, require_rng
+
+
+#: Per-channel RGB statistics of Kinetics, the usual normalisation for R(2+1)D video encoders.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+# ITU-R BT.601 luma weights, as in torchvision's rgb_to_grayscale.
+_LUMA = (0.299, 0.587, 0.114)
+# RGB <-> YIQ; the hue jitter rotates the (I, Q) chroma plane.
+_RGB_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64
+)
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
+
+
+
+def _luma(x: Tensor) -> Tensor:
+    """(3, T, H, W) -> (1, T, H, W) grey level."""
+    weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
+    return (x * weights).sum(dim=0, keepdim=True)
+
+
+def _hue_matrix(shift: float) -> Tensor:
+    """3x3 RGB matrix rotating the YIQ chroma plane by ``shift`` turns.
+
+    Approximates an HSV hue shift of ``shift`` (same direction) with one linear map: luma is kept
+    exactly, saturation approximately, and out-of-gamut results are clamped afterwards.
+    """
+    angle = -2.0 * math.pi * shift  # negative: a positive shift moves red towards yellow, as in HSV
+    c, s = math.cos(angle), math.sin(angle)
+    rotation = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]], dtype=torch.float64)
+    return _YIQ_TO_RGB @ rotation @ _RGB_TO_YIQ
+
+
+@dataclass(frozen=True)
+class ColorJitter:
+    """With probability ``p``, jitter brightness, contrast, saturation and hue in a random order,
+    with factors drawn once per clip (torchvision's ranges: factor in [max(0, 1-b), 1+b], hue shift
+    in [-hue, hue] turns, hue <= 0.5). Expects values in [0, 1] and clamps to it.
+
+    Two choices differ from torchvision: contrast blends towards the mean grey level of the whole
+    clip, not of each frame, so all frames get the same affine map; hue is the YIQ rotation of
+    :func:`_hue_matrix`, an approximation of torchvision's exact HSV shift that costs one 3x3 matrix.
+    """
+
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
+    p: float = 1.0
+
+    def __post_init__(self):
+        for name in ("brightness", "contrast", "saturation"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"ColorJitter: {name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.hue <= 0.5:
+            raise ConfigError(f"ColorJitter: hue must be in [0, 0.5], got {self.hue}")
+        check_probability(self.p, self)
+
+    def _factor(self, strength: float, rng: np.random.Generator) -> float:
+        return float(rng.uniform(max(0.0, 1.0 - strength), 1.0 + strength))
+
+    def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
+        rng = require_rng(rng, self)
+        check_video(x, self)
+        if rng.random() >= self.p:
+            return x
+        for op in rng.permutation(4):
+            if op == 0 and self.brightness > 0:
+                x = (x * self._factor(self.brightness, rng)).clamp_(0.0, 1.0)
+            elif op == 1 and self.contrast > 0:
+                factor = self._factor(self.contrast, rng)
+                x = (factor * x + (1.0 - factor) * _luma(x).mean()).clamp_(0.0, 1.0)
+            elif op == 2 and self.saturation > 0:
+                factor = self._factor(self.saturation, rng)
+                x = (factor * x + (1.0 - factor) * _luma(x)).clamp_(0.0, 1.0)
+            elif op == 3 and self.hue > 0:
+                matrix = _hue_matrix(rng.uniform(-self.hue, self.hue)).to(x.dtype)
+                x = torch.einsum("oc,cthw->othw", matrix, x).clamp_(0.0, 1.0)
+        return x
+
+
+@dataclass(frozen=True)
+class RandomGrayscale:
+    """With probability ``p``, replace every frame by its BT.601 grey level in all three channels."""
+
+    p: float = 0.2
+
+    def __post_init__(self):
+        check_probability(self.p, self)
+
+    def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
+        rng = require_rng(rng, self)
+        check_video(x, self)
+        return _luma(x).expand_as(x).contiguous() if rng.random() < self.p else x
+
+
+@dataclass(frozen=True)
+class GaussianBlur:
+    """With probability ``p``, blur every frame with one Gaussian, sigma drawn from ``sigma``.
+
+    ``kernel_size`` must be odd; SimCLR (whose setting CrissCross uses) takes ~10% of the crop size
+    and sigma in [0.1, 2.0]. Separable convolution with reflect padding.
+    """
+
+    kernel_size: int
+    sigma: tuple[float, float] = (0.1, 2.0)
+    p: float = 0.5
+
+    def __post_init__(self):
+        check_positive_int(self.kernel_size, "kernel_size", self)
+        if self.kernel_size % 2 == 0:
+            raise ConfigError(f"GaussianBlur: kernel_size must be odd, got {self.kernel_size}")
+        check_range(self.sigma, "sigma", self)
+        if self.sigma[0] <= 0:
+            raise ConfigError(f"GaussianBlur: sigma must be positive, got {self.sigma}")
+        check_probability(self.p, self)
+
+    def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
+        rng = require_rng(rng, self)
+        check_video(x, self)
+        if rng.random() >= self.p:
+            return x
+        sigma = rng.uniform(*self.sigma)
+        radius = self.kernel_size // 2
+        if min(x.shape[-2:]) <= radius:
+            raise ValueError(
+                f"GaussianBlur: kernel_size={self.kernel_size} is too large for {tuple(x.shape[-2:])} frames"
+            )
+        offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+        kernel = torch.exp(-(offsets**2) / (2.0 * sigma**2))
+        kernel = kernel / kernel.sum()
+        c, t, h, w = x.shape
+        planes = F.pad(x.reshape(c * t, 1, h, w), (radius, radius, radius, radius), mode="reflect")
+        planes = F.conv2d(planes, kernel.view(1, 1, -1, 1))
+        planes = F.conv2d(planes, kernel.view(1, 1, 1, -1))
+        return planes.view(c, t, h, w)
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """With probability ``p``, blank ``num`` squares with sides drawn from 1..``max_size``, at the
+    same place in every frame. Centres are uniform over the frame and squares are clipped at its
+    border (DeVries and Taylor 2017). The fill is the first frame's per-channel mean, as CrissCross
+    (App. D.1) does, so the hole carries no unusual colour."""
+
+    max_size: int
+    num: int = 1
+    p: float = 1.0
+
+    def __post_init__(self):
+        check_positive_int(self.max_size, "max_size", self)
+        check_positive_int(self.num, "num", self)
+        check_probability(self.p, self)
+
+    def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
+        rng = require_rng(rng, self)
+        check_video(x, self)
+        if rng.random() >= self.p:
+            return x
+        height, width = x.shape[-2:]
+        fill = x[:, 0].mean(dim=(-2, -1)).view(3, 1, 1, 1)
+        x = x.clone()
+        for _ in range(self.num):
+            side = int(rng.integers(1, self.max_size + 1))
+            cy, cx = int(rng.integers(0, height)), int(rng.integers(0, width))
+            top, left = max(0, cy - side // 2), max(0, cx - side // 2)
+            bottom, right = min(height, cy - side // 2 + side), min(width, cx - side // 2 + side)
+            x[:, :, top:bottom, left:right] = fill
+        return x
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """Per-channel ``(x - mean) / std``."""
+
+    mean: tuple[float, float, float] = KINETICS_MEAN
+    std: tuple[float, float, float] = KINETICS_STD
+
+    def __post_init__(self):
+        # Accept any sequence but store tuples, so the transform stays hashable and printable.
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ConfigError(f"Normalize: mean and std need 3 values (RGB), got {self.mean} and {self.std}")
+        if min(self.std) <= 0:
+            raise ConfigError(f"Normalize: std must be positive, got {self.std}")
+
+    def __call__(self, x: Tensor, rng: np.random.Generator | None = None) -> Tensor:
+        check_video(x, self)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
+        return (x - mean) / std
+
+    def from_uint8(self, x: Tensor) -> Tensor:
+        """``self(x / 255)`` for a uint8 (3, T, H, W) clip, in one pass into a new contiguous float32
+        tensor: ``x * (1 / (255 std)) + (-mean / std)``, the constants computed in double."""
+        f32 = {"dtype": torch.float32, "device": x.device}
+        scale = torch.tensor([1 / (255 * s) for s in self.std], **f32).view(3, 1, 1, 1)
+        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], **f32).view(3, 1, 1, 1)
+        return torch.addcmul(shift, x, scale, out=torch.empty(x.shape, **f32))
