@@ -19,6 +19,8 @@ import json
 import math
 from pathlib import Path
 
+from .io import read_jsonl
+
 #: per-epoch keys that are not curves of their own (``steps`` is the number of optimiser steps, ``time``
 #: the wall clock when the line was written)
 _EPOCH_BOOKKEEPING = {"iteration", "epoch", "summary", "loss", "val_loss", "lr", "steps", "time", "timestamp"}
@@ -32,17 +34,7 @@ def read_metrics(run_dir) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; is {run_dir} a pretraining run directory?")
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "iteration" in record:
-            records.append(record)
-    return records
+    return [record for record in read_jsonl(path) if "iteration" in record]
 
 
 def _num(v) -> float:

@@ -35,3 +35,7 @@ class TrainingDiverged(AvsslError):
 
 class NothingDecoded(RuntimeError):
     """Feature extraction decoded no clip of any video (each failure is in the skip report)."""
+
+
+class LayoutError(CheckpointError):
+    """Weights that do not fit the requested architecture or layout, or cannot be converted to it."""

@@ -1,6 +1,6 @@
 """Atomic writes and safe loading: every file avssl writes survives a crash, and nothing it loads runs code.
 
-    from avssl.io import atomic_save, atomic_write_text, load_checkpoint, load_array
+    from avssl.io import atomic_save, atomic_write_text, load_checkpoint, load_array, read_jsonl
 
 Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the target:
 a process killed mid-write leaves the previous checkpoint intact (and a temporary file that is never
@@ -242,3 +242,22 @@ def load_array(path, what: str = "array") -> np.ndarray:
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
         raise CheckpointError(f"{path}: expected a numeric {what}, found dtype {getattr(array, 'dtype', type(array))}")
     return array
+
+
+def read_jsonl(path) -> list[dict]:
+    """The lines of a JSON-lines file (``metrics.jsonl``) that are JSON objects; a line being written
+    while it is read (or damaged) is skipped. An absent file has none."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import ConfigError
+from .io import read_jsonl
 from .progress import fmt_number
 
 # metrics keys that are bookkeeping, not measurements
@@ -148,17 +149,7 @@ def format_status(s: dict) -> str:
 
 def _records(path: Path) -> list[dict]:
     """The lines of metrics.jsonl that parse (a line being written as we read is skipped)."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("iteration"), int):
-            out.append(record)
-    return out
+    return [record for record in read_jsonl(path) if isinstance(record.get("iteration"), int)]
 
 
 def _wall_time(record: dict) -> float | None:

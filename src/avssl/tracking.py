@@ -28,6 +28,8 @@ import math
 import numbers
 from pathlib import Path
 
+from .io import read_jsonl
+
 log = logging.getLogger("avssl.tracking")
 
 EVENTS_DIR = "tensorboard"
@@ -152,14 +154,9 @@ def _finite(value) -> bool:
 def _done(metrics: Path) -> tuple[int, int]:
     """(epoch records, iteration summaries) already in a run's metrics.jsonl."""
     epochs = iterations = 0
-    if metrics.is_file():
-        for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and record.get("summary"):
-                iterations += 1
-            elif isinstance(record, dict) and "epoch" in record:
-                epochs += 1
+    for record in read_jsonl(metrics):
+        if record.get("summary"):
+            iterations += 1
+        elif "epoch" in record:
+            epochs += 1
     return epochs, iterations
