@@ -532,7 +532,8 @@ def main(argv=None) -> dict:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine,
         "code": code_state([f"src/avssl/data/{name}.py"
-                            for name in ("media", "dataset", "transforms", "logmel", "decoded_cache")]),
+                            for name in ("media", "dataset", "logmel", "decoded_cache", "transforms/geometry",
+                                         "transforms/colour", "transforms/audio", "transforms/builders")]),
         "config": {k: v for k, v in vars(args).items() if k not in ("out", "md")},
         "goals": GOALS,
         "sets": [],

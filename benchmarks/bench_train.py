@@ -35,8 +35,9 @@ import torch
 from bench_common import code_state, machine_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 GOALS = {"engine_over_bare_min": 0.95, "real_over_predecoded_max": 1.10}
-CODE = ["src/avssl/engine/pretrain.py", "src/avssl/engine/precision.py", "src/avssl/data/dataset.py",
-        "src/avssl/methods/deep_clustering.py", "src/avssl/config.py"]
+CODE = ["src/avssl/engine/pretrain.py", "src/avssl/engine/iteration.py", "src/avssl/engine/precision.py",
+        "src/avssl/data/dataset.py", "src/avssl/methods/deep_clustering.py", "src/avssl/config/tree.py",
+        "src/avssl/config/presets.py"]
 
 
 def world(quick: bool, workdir: Path) -> Path:

@@ -185,7 +185,7 @@ def test_sigkill_between_last_epoch_and_iteration_summary(tiny_world, env, tmp_p
 
 CRASHING_WRITER = textwrap.dedent("""
     import os, signal, sys, torch
-    from avssl.engine import checkpoint
+    from avssl import io as avssl_io
 
     target, after = sys.argv[1], int(sys.argv[2])
     real_fdopen = os.fdopen
@@ -209,8 +209,8 @@ CRASHING_WRITER = textwrap.dedent("""
         def __exit__(self, *exc):
             return self.f.__exit__(*exc)
 
-    checkpoint.os.fdopen = lambda fd, mode: Dies(real_fdopen(fd, mode))
-    checkpoint.atomic_save({"weights": torch.arange(4_000_000, dtype=torch.float32), "epoch": 2}, target)
+    avssl_io.os.fdopen = lambda fd, mode: Dies(real_fdopen(fd, mode))
+    avssl_io.atomic_save({"weights": torch.arange(4_000_000, dtype=torch.float32), "epoch": 2}, target)
     print("not reached")
 """)
 
