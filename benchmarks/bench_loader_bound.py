@@ -10,7 +10,7 @@ The bound (``bound_clip``) is the work a clip cannot avoid, done the cheapest wa
     is on display at one of the clip's times (packets are demuxed ahead, not decoded, to know which is
     last; for B-frame streams that includes the references those frames need); then drain the decoder;
   - conversions: each distinct frame on display at a clip time is scaled to the preset's short side
-    and converted to RGB in one swscale pass (``VideoFrame.reformat``), no other frame is converted;
+    and converted to RGB in one swscale pass (a kept ``VideoReformatter``), no other frame is converted;
   - audio: decode the packets from one codec frame before the window (the MDCT overlap) to its end,
     skipping earlier ones undecoded, and downmix + resample them in one ``AudioResampler`` to mono
     16 kHz float.
@@ -66,6 +66,9 @@ from avssl.data.media import decode_clip
 from avssl.data.prepare import prepare_dataset, target_for
 
 VARIANTS = ("bound", "decode", "sampler", "reference")
+# One swscale context kept between frames and clips (``VideoFrame.reformat`` builds a new one per call);
+# one thread: 8 small frames per clip do not pay for more (and a DataLoader worker has one core).
+_SWS = av.video.reformatter.VideoReformatter()
 CONTENT_FPS = 30.0
 
 
@@ -143,8 +146,8 @@ def bound_clip(path, start: float, num_frames: int, fps: float, audio_duration: 
         for t in targets:
             j = max((k for k, ft in enumerate(times) if ft <= t + 1e-6), default=0)
             if j not in converted:
-                converted[j] = frames[j].reformat(width=width, height=height, format="rgb24",
-                                                  interpolation="BILINEAR").to_ndarray()
+                converted[j] = _SWS.reformat(frames[j], width=width, height=height, format="rgb24",
+                                             interpolation="BILINEAR", threads=1).to_ndarray()
             out.append(converted[j])
         audio = None
         if a is not None:

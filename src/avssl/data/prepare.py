@@ -331,6 +331,7 @@ class _Muxer:
 
         self.av, self.out, self.target, self.threads = av, out, target, threads
         self.video = None
+        self.sws = av.video.reformatter.VideoReformatter()  # one swscale context for the file, not one per frame
         self.audio, self.audio_pos = audio, 0
         self.astream = None
         if audio is not None:
@@ -353,7 +354,8 @@ class _Muxer:
     def frame(self, frame, index: int):
         """Encode ``frame`` (any format/size) as output frame ``index``, then the audio up to its end."""
         v = self.video
-        out = frame.reformat(width=v.width, height=v.height, format="yuv420p", interpolation="BILINEAR")
+        out = self.sws.reformat(frame, width=v.width, height=v.height, format="yuv420p", interpolation="BILINEAR",
+                                threads=1)
         out.pts, out.time_base = index, 1 / self.fps
         out.pict_type = self.av.video.frame.PictureType.NONE
         for packet in v.encode(out):
