@@ -149,6 +149,12 @@ class LoggingConfig:
     # tensorboard package is installed (pip install 'avssl[tensorboard]'), true asks for them (a one-line
     # warning when the package is missing), false never.
     tensorboard: Optional[bool] = None
+    # wandb (avssl.wandb_tracking; pip install 'avssl[wandb]'): the same scalars as TensorBoard. Mode auto:
+    # online when an API key is set up (WANDB_API_KEY, wandb login), offline otherwise; WANDB_MODE wins.
+    wandb: bool = False
+    wandb_project: str = "avssl"
+    wandb_name: Optional[str] = None  # null: the run folder's name
+    wandb_mode: str = "auto"  # auto, online or offline
 
 
 @dataclass
@@ -512,6 +518,7 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     _check_method_sections(cfg, need)
     need(cfg.logging.tensorboard in (None, True, False),
          f"logging.tensorboard must be true, false or null (auto), got {cfg.logging.tensorboard!r}")
+    _check_wandb(cfg.logging, need)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
@@ -520,6 +527,19 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
 VIDEO_ENCODERS = ("r2plus1d_18", "r3d_18")  # the video builders of models.ENCODERS
 AUDIO_ENCODERS = ("audio_resnet18",)
 SEED_LIMIT = 2**30  # seeds are combined with iteration numbers for faiss, whose seed is a 32-bit int
+
+
+def _check_wandb(lc: LoggingConfig, need) -> None:
+    """The ``logging.wandb*`` values, and that wandb is installed when it is asked for."""
+    from .wandb_tracking import MODES, wandb_problem
+
+    need(lc.wandb in (True, False), f"logging.wandb must be true or false, got {lc.wandb!r}")
+    need(lc.wandb_mode in MODES, f"logging.wandb_mode must be one of {', '.join(MODES)}, got {lc.wandb_mode!r}")
+    need(isinstance(lc.wandb_project, str) and lc.wandb_project.strip() != "",
+         f"logging.wandb_project must be a non-empty name, got {lc.wandb_project!r}")
+    if lc.wandb is True:
+        problem = wandb_problem()
+        need(problem is None, f"logging.wandb=true, but {problem}")
 
 
 def _check_every_field(cfg: PretrainConfig, need) -> None:

@@ -18,7 +18,10 @@ Whether they are written is ``logging.tensorboard`` in the config: ``null`` (the
 when the ``tensorboard`` package is installed (``pip install 'avssl[tensorboard]'``), ``true`` asks for
 them (without the package: one warning line, and the run goes on), ``false`` never. A resumed run
 tells TensorBoard to drop the steps written after the checkpoint it continues from (``purge_step``),
-as ``metrics.jsonl`` drops those lines. wandb is not supported.
+as ``metrics.jsonl`` drops those lines.
+
+wandb (``logging.wandb=true``, ``pip install 'avssl[wandb]'``, offline without an API key) gets the same
+scalars under the same names: ``avssl.wandb_tracking``. ``open_trackers`` opens both for a run.
 """
 from __future__ import annotations
 
@@ -163,3 +166,43 @@ def _done(metrics: Path) -> tuple[int, int]:
             elif isinstance(record, dict) and "epoch" in record:
                 epochs += 1
     return epochs, iterations
+
+
+class Trackers:
+    """Every tracker of one run (TensorBoard, wandb), written and closed together.
+
+    Usage: ``trackers = open_trackers(run_dir, cfg)`` (None when all are off); ``trackers.write(record)``."""
+
+    def __init__(self, trackers: list):
+        self.trackers = trackers
+
+    def write(self, record: dict) -> None:
+        for tracker in self.trackers:
+            tracker.write(record)
+
+    def close(self) -> None:
+        for tracker in self.trackers:
+            tracker.close()
+
+
+def open_trackers(run_dir, cfg) -> "Trackers | None":
+    """The trackers that ``cfg.logging`` asks for in ``run_dir``: TensorBoard (``logging.tensorboard``) and
+    wandb (``logging.wandb``, see ``avssl.wandb_tracking``), or None when there are none."""
+    trackers = []
+    tensorboard = Tracker.open(run_dir, cfg.logging.tensorboard)
+    if tensorboard is not None:
+        trackers.append(tensorboard)
+    if cfg.logging.wandb:
+        from .errors import ConfigError
+        from .wandb_tracking import WandbTracker, wandb_problem
+
+        problem = wandb_problem()
+        if problem is not None:  # validate() refuses this already; here for a config changed since
+            raise ConfigError(f"logging.wandb=true, but {problem}")
+        try:
+            trackers.append(WandbTracker(run_dir, cfg, _done(Path(run_dir) / "metrics.jsonl")[0]))
+        except BaseException:
+            for tracker in trackers:
+                tracker.close()
+            raise
+    return Trackers(trackers) if trackers else None

@@ -46,7 +46,7 @@ from ..encoders import ENCODERS_FORMAT
 from ..methods import build_method
 from ..progress import epoch_line, fmt_number, progress
 from ..runlock import RunLock, check_output_folder
-from ..tracking import Tracker
+from ..tracking import Trackers, open_trackers
 from . import distributed
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
 from . import datarecord
@@ -149,7 +149,7 @@ class IterationContext:
 class Pretrainer:
     """Runs a pretraining job. ``data`` is a manifest CSV, a folder, or a Manifest."""
 
-    tracker: Tracker | None = None  # TensorBoard event files of the run (rank 0, while ``run`` runs)
+    tracker: Trackers | None = None  # TensorBoard event files and wandb of the run (rank 0, while ``run`` runs)
 
     def __init__(self, cfg: PretrainConfig, data, run_dir, resume: bool = False, progress: bool = True,
                  allow_data_change: bool = False):
@@ -537,7 +537,7 @@ class Pretrainer:
             self._writing = True
             self.cfg.save(self.run_dir / "config.json")
             self._write_index()
-            self.tracker = Tracker.open(self.run_dir, self.cfg.logging.tensorboard)
+            self.tracker = open_trackers(self.run_dir, self.cfg)
         history = []
         start_it = 0
         if state is not None:
