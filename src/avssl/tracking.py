@@ -75,6 +75,7 @@ class Tracker:
             return None
         run_dir = Path(run_dir)
         epochs, iterations = _done(run_dir / "metrics.jsonl")
+        _after_existing_files(run_dir / EVENTS_DIR)
         tracker = cls(run_dir, epochs, iterations, purge=(run_dir / EVENTS_DIR).exists())
         log.info("TensorBoard event files: %s (tensorboard --logdir %s)", tracker.dir, tracker.dir)
         return tracker
@@ -150,6 +151,23 @@ def iteration_scalars(summary: dict) -> dict[str, float]:
 
 def _finite(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _after_existing_files(folder: Path) -> None:
+    """Wait, if need be, into the second after the newest event file in ``folder``: TensorBoard reads a folder's
+    files in the order of their names, ``events.out.tfevents.<second>.<host>.<pid>.<counter>``, and within one
+    second and process the counter sorts as text (10 before 9), so a resumed run's file could be read before
+    the file it replaces (then its purge would come first and the stale steps would stay)."""
+    import time
+
+    newest = -1
+    for f in folder.glob("*/events.out.tfevents.*"):
+        try:
+            newest = max(newest, int(f.name.split(".")[3]))
+        except (IndexError, ValueError):
+            continue
+    while int(time.time()) <= newest:
+        time.sleep(0.05)
 
 
 def _done(metrics: Path) -> tuple[int, int]:

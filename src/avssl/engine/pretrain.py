@@ -47,6 +47,7 @@ from ..methods import build_method
 from ..progress import epoch_line, fmt_number, progress
 from ..runlock import RunLock, check_output_folder
 from ..tracking import Trackers, open_trackers
+from .cluster_history import keep_iteration
 from . import distributed
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
 from . import datarecord
@@ -139,6 +140,7 @@ class IterationContext:
         self.log["clusters"][name] = stats
         t.centroids[name] = torch.from_numpy(result.centroids)
         t.save_clustering(name, labels, result, rows)
+        keep_iteration(t.run_dir / "clusters", self.iteration, name, x, rows, seed=t.cfg.seed)  # eval clusters --iteration
         return distributed.broadcast_array(labels)
 
     def labels(self) -> np.ndarray | None:
