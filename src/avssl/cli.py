@@ -261,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_presets(sub)
     for name in COMMAND_MODULES:
         importlib.import_module(f"avssl.{name}").register(sub)
-    return parser
+    from .help_defaults import show_defaults
+
+    return show_defaults(parser)
 
 
 def main(argv=None) -> int:
