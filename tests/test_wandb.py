@@ -135,3 +135,13 @@ def test_wandb_asked_for_without_the_package_is_a_clear_error(tiny_world, tmp_pa
     assert "Traceback" not in p.stderr
     assert "logging.wandb=true, but the wandb package is not installed; pip install 'avssl[wandb]'" in p.stderr
     assert not out.exists()  # refused before anything was written
+
+
+def test_a_wandb_runs_config_stays_usable_where_wandb_is_missing(tiny_world, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if it were not installed: importing it fails
+    cfg = resolve("cpu-tiny", "xdc", ["logging.wandb=true"])  # e.g. --config of a run that used wandb
+    cfg.save(tmp_path / "config.json")
+    assert resolve(config_file=tmp_path / "config.json").logging.wandb is True
+    with pytest.raises(ConfigError, match=r"logging.wandb=true, but the wandb package is not installed"):
+        Pretrainer(cfg, tiny_world, tmp_path / "run", progress=False)  # starting a run with it is refused
+    assert not (tmp_path / "run").exists()

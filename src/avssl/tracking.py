@@ -203,6 +203,18 @@ class Trackers:
             tracker.close()
 
 
+def check_trackers(cfg) -> None:
+    """Refuse, before a run writes anything, a tracker that ``cfg.logging`` asks for but cannot be used here:
+    wandb without the package (TensorBoard's missing package is a warning only, see ``Tracker.open``)."""
+    if cfg.logging.wandb:
+        from .errors import ConfigError
+        from .wandb_tracking import wandb_problem
+
+        problem = wandb_problem()
+        if problem is not None:
+            raise ConfigError(f"logging.wandb=true, but {problem}")
+
+
 def open_trackers(run_dir, cfg) -> "Trackers | None":
     """The trackers that ``cfg.logging`` asks for in ``run_dir``: TensorBoard (``logging.tensorboard``) and
     wandb (``logging.wandb``, see ``avssl.wandb_tracking``), or None when there are none."""
@@ -211,12 +223,9 @@ def open_trackers(run_dir, cfg) -> "Trackers | None":
     if tensorboard is not None:
         trackers.append(tensorboard)
     if cfg.logging.wandb:
-        from .errors import ConfigError
-        from .wandb_tracking import WandbTracker, wandb_problem
+        from .wandb_tracking import WandbTracker
 
-        problem = wandb_problem()
-        if problem is not None:  # validate() refuses this already; here for a config changed since
-            raise ConfigError(f"logging.wandb=true, but {problem}")
+        check_trackers(cfg)
         try:
             trackers.append(WandbTracker(run_dir, cfg, _done(Path(run_dir) / "metrics.jsonl")[0]))
         except BaseException:

@@ -46,7 +46,7 @@ from ..encoders import ENCODERS_FORMAT
 from ..methods import build_method
 from ..progress import epoch_line, fmt_number, progress
 from ..runlock import RunLock, check_output_folder
-from ..tracking import Trackers, open_trackers
+from ..tracking import Trackers, check_trackers, open_trackers
 from .cluster_history import keep_iteration
 from . import distributed
 from .checkpoint import atomic_save, atomic_write_text, load_checkpoint
@@ -156,6 +156,7 @@ class Pretrainer:
     def __init__(self, cfg: PretrainConfig, data, run_dir, resume: bool = False, progress: bool = True,
                  allow_data_change: bool = False):
         self.cfg = validate(cfg)
+        check_trackers(self.cfg)  # wandb asked for but not installed: refused before anything is written
         self.run_dir = check_output_folder(run_dir)
         self.allow_data_change = allow_data_change  # --resume re-maps a run onto changed data (datarecord.py)
         self._writing = False  # whether the run has begun writing (then an abort still writes skipped.json)
