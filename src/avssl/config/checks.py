@@ -9,7 +9,7 @@ from typing import Sequence
 
 from ..errors import ConfigError
 from ..method_names import USER_METHODS
-from .tree import CRISSCROSS_TERMS, PretrainConfig
+from .tree import CRISSCROSS_TERMS, WANDB_MODES, PretrainConfig
 
 
 def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) -> PretrainConfig:
@@ -57,6 +57,7 @@ def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) ->
     _check_method_sections(cfg, need)
     need(cfg.logging.tensorboard in (None, True, False),
          f"logging.tensorboard must be true, false or null (auto), got {cfg.logging.tensorboard!r}")
+    _check_wandb(cfg.logging, need)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
@@ -65,6 +66,16 @@ def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) ->
 VIDEO_ENCODERS = ("r2plus1d_18", "r3d_18")  # the video builders of models.ENCODERS
 AUDIO_ENCODERS = ("audio_resnet18",)
 SEED_LIMIT = 2**30  # seeds are combined with iteration numbers for faiss, whose seed is a 32-bit int
+
+
+def _check_wandb(lc, need) -> None:
+    """The ``logging.wandb*`` values (whether wandb is installed is checked when a run starts:
+    ``tracking.check_trackers``, so that a run's config.json stays usable where wandb is not)."""
+    need(lc.wandb in (True, False), f"logging.wandb must be true or false, got {lc.wandb!r}")
+    need(lc.wandb_mode in WANDB_MODES,
+         f"logging.wandb_mode must be one of {', '.join(WANDB_MODES)}, got {lc.wandb_mode!r}")
+    need(isinstance(lc.wandb_project, str) and lc.wandb_project.strip() != "",
+         f"logging.wandb_project must be a non-empty name, got {lc.wandb_project!r}")
 
 
 def _check_every_field(cfg: PretrainConfig, need) -> None:

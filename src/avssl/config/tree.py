@@ -138,6 +138,9 @@ class LoaderConfig:
     cache_dir: Optional[str] = None
 
 
+WANDB_MODES = ("auto", "online", "offline")
+
+
 @dataclass
 class LoggingConfig:
     """Where a run's numbers go besides ``metrics.jsonl`` (which is always written)."""
@@ -146,6 +149,12 @@ class LoggingConfig:
     # tensorboard package is installed (pip install 'avssl[tensorboard]'), true asks for them (a one-line
     # warning when the package is missing), false never.
     tensorboard: Optional[bool] = None
+    # wandb (avssl.wandb_tracking; pip install 'avssl[wandb]'): the same scalars as TensorBoard. Mode auto:
+    # online when an API key is set up (WANDB_API_KEY, wandb login), offline otherwise; WANDB_MODE wins.
+    wandb: bool = False
+    wandb_project: str = "avssl"
+    wandb_name: Optional[str] = None  # null: the run folder's name
+    wandb_mode: str = "auto"  # one of WANDB_MODES
 
 
 @dataclass

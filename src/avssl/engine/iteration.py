@@ -15,6 +15,7 @@ from .. import seeds
 from ..clustering.pseudo_labels import cluster_videos
 from ..runs import save_clustering
 from . import distributed
+from .cluster_history import keep_iteration
 from .extract import extract_features
 from .handcrafted import handcrafted_features
 
@@ -70,6 +71,8 @@ class IterationContext:
         self.log["clusters"][name] = result.stats
         t.centroids[name] = torch.from_numpy(result.kmeans.centroids)
         save_clustering(t.run_dir, name, result.labels, result.distances, result.kmeans.centroids)
+        # every iteration's clustering, for avssl eval clusters --iteration
+        keep_iteration(t.run_dir / "clusters", self.iteration, name, x, np.flatnonzero(valid), seed=t.cfg.seed)
         return distributed.broadcast_array(result.labels)
 
     def labels(self) -> np.ndarray | None:
