@@ -248,7 +248,7 @@ def _run_presets(args) -> int:
 # Modules that add their own subcommands with a ``register(subparsers)`` function, in --help order.
 # Each must import only light modules at the top: building the parser imports all of them.
 COMMAND_MODULES = ["status", "compare", "demo", "evaluation.commands", "data.commands", "sweep", "longclip",
-                   "visualize", "weights_commands"]
+                   "visualize", "weights_commands", "reproduce"]
 
 
 def build_parser() -> argparse.ArgumentParser:

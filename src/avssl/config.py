@@ -49,6 +49,7 @@ class AudioConfig:
     time_mask: int = 0
     freq_mask: int = 0
     random_crop: bool = False  # CrissCross "RC" (Table S2): BYOL-A's random resized crop of the log-mel
+    time_warp: int = 0  # CrissCross "TW" (Table S2: window 20): SpecAugment's time warp, in frames (0: off)
 
 
 @dataclass
@@ -129,6 +130,7 @@ class CrissCrossConfig:
     projector_dims: Optional[list] = None  # Table S7 (512 -> 2048 -> 2048 -> 2048); None: 4x the encoder's width
     predictor_hidden: Optional[int] = None  # Table S8 (2048 -> 512 -> 2048); None: the encoder's width
     predictor_lr_scale: float = 10.0  # the predictors' constant learning rate, in units of optim.lr (Sec. 4.4)
+    common_predictor: bool = False  # Table 3's variant: one predictor for both modalities, fed L2-normalised inputs
 
     def terms(self) -> tuple[str, ...]:
         return tuple(t.strip() for t in self.losses.split("+") if t.strip())
@@ -554,6 +556,8 @@ def _check_every_field(cfg: PretrainConfig, need) -> None:
     need(0 <= a.time_mask <= a.num_frames, f"audio.time_mask must be in [0, audio.num_frames = {a.num_frames}], "
                                            f"got {a.time_mask}")
     need(0 <= a.freq_mask <= a.n_mels, f"audio.freq_mask must be in [0, audio.n_mels = {a.n_mels}], got {a.freq_mask}")
+    need(0 <= a.time_warp and 2 * a.time_warp < a.num_frames,
+         f"audio.time_warp must be in [0, audio.num_frames / 2 = {a.num_frames / 2:g}), got {a.time_warp}")
     need(lo.cache_dir is None or bool(str(lo.cache_dir).strip()), "loader.cache_dir must be null (default) or a folder")
     if all(isinstance(x, int) and not isinstance(x, bool) and x > 0
            for x in (a.sample_rate, a.n_mels, a.num_frames, a.n_fft, a.win_length, a.hop_length)):

@@ -18,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("csv", nargs="+", help="official Kinetics CSV(s) (label,youtube_id,time_start,time_end,split)")
     p.add_argument("--classes", metavar="FILE", help="class names, one a line (default: the 31 Kinetics-400 "
                                                      "classes of Look, Listen and Learn's Kinetics-Sounds)")
+    p.add_argument("--val-as-test", action="store_true",
+                   help="write Kinetics' val split as test (for downstream evaluation on Kinetics-Sound)")
     _common(p, _kinetics_sound)
 
     p = sub.add_parser("vggsound", help="VGGSound from vggsound.csv and the downloaded clips")
@@ -79,7 +81,7 @@ def _kinetics_sound(args):
     from avssl.data import youtube_sets
 
     classes = youtube_sets.read_class_list(args.classes) if args.classes else youtube_sets.KINETICS_SOUND_CLASSES
-    return youtube_sets.kinetics_sound(args.csv, args.videos, classes)
+    return youtube_sets.kinetics_sound(args.csv, args.videos, classes, val_as_test=args.val_as_test)
 
 
 def _vggsound(args):

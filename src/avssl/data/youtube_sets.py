@@ -86,9 +86,12 @@ class Presence:
             f.writelines(f"{stem}\n" for stem in self.missing)
 
 
-def kinetics_sound(csv_paths, video_root, classes=KINETICS_SOUND_CLASSES) -> tuple[Manifest, Presence]:
+def kinetics_sound(csv_paths, video_root, classes=KINETICS_SOUND_CLASSES,
+                   val_as_test: bool = False) -> tuple[Manifest, Presence]:
     """Kinetics-Sound: the rows of official Kinetics CSVs (``label,youtube_id,time_start,time_end,split``)
-    whose label is one of ``classes``, matched to the downloaded clips below ``video_root``."""
+    whose label is one of ``classes``, matched to the downloaded clips below ``video_root``.
+    ``val_as_test``: Kinetics' ``val`` split becomes ``test`` (its test labels were never released, so
+    downstream evaluations on Kinetics-Sound, e.g. CrissCross Table 2's, report on val)."""
     wanted = {c.strip().lower() for c in classes if c.strip()}
     if not wanted:
         raise ConfigError("kinetics-sound needs at least one class name")
@@ -105,7 +108,10 @@ def kinetics_sound(csv_paths, video_root, classes=KINETICS_SOUND_CLASSES) -> tup
     for row in rows:
         start, end = _seconds(row["time_start"], row), _seconds(row["time_end"], row)
         meta = {"youtube_id": row["youtube_id"], "time_start": row["time_start"], "time_end": row["time_end"]}
-        _match(index, presence, items, row["youtube_id"], start, end, row["label"], row["split"] or None, meta)
+        split = row["split"] or None
+        if val_as_test and split in ("val", "validate", "validation"):
+            split = "test"
+        _match(index, presence, items, row["youtube_id"], start, end, row["label"], split, meta)
     return _finish(items, presence, video_root, csv_paths)
 
 
