@@ -54,6 +54,9 @@ def test_kinetics_sound_keeps_its_classes_and_counts_the_missing(tmp_path, clip)
     assert sorted((i.label, i.split) for i in m) == [("playing bagpipes", "train"), ("playing bagpipes", "val"),
                                                      ("tapping guitar", "train")]
     assert "3 of 4 listed clips present (75.0%), 1 missing" in presence.summary()
+    m2, _ = youtube_sets.kinetics_sound([tmp_path / "k400" / "train.csv", tmp_path / "k400" / "validate.csv"], root,
+                                        val_as_test=True)  # for downstream evaluation on Kinetics-Sound
+    assert sorted(i.split for i in m2) == ["test", "train", "train"]
     assert len(youtube_sets.KINETICS_SOUND_CLASSES) == 31 and "playing bagpipes" in youtube_sets.KINETICS_SOUND_CLASSES
 
 

@@ -18,6 +18,7 @@ budget); the table then says that its numbers are not comparable with the paper'
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -122,7 +123,8 @@ def plan(t, data_root, out, *, preset: str | None = None, sets=(), eval_options=
     return steps
 
 
-def _eval_options(kind: str) -> set:
+@functools.lru_cache(maxsize=None)
+def _eval_options(kind: str) -> frozenset:
     """The option strings ``avssl eval KIND`` accepts."""
     from .cli import build_parser
 
@@ -131,7 +133,7 @@ def _eval_options(kind: str) -> set:
     evals = next(a for a in commands["eval"]._actions if a.dest == "eval_command").choices
     if kind not in evals:
         raise ConfigError(f"unknown evaluation {kind!r} (avssl eval: {', '.join(evals)})")
-    return set(evals[kind]._option_string_actions)
+    return frozenset(evals[kind]._option_string_actions)
 
 
 def check_eval_options(eval_options) -> None:
