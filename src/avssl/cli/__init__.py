@@ -21,7 +21,7 @@ from .help_defaults import show_defaults
 
 # The modules of avssl.cli, each adding its subcommands with ``register(subparsers)``, in --help order.
 # Each imports only light modules at the top: building the parser imports all of them.
-COMMAND_MODULES = ["pretrain", "runs", "evaluation", "data", "workflows", "weights"]
+COMMAND_MODULES = ["pretrain", "runs", "evaluation", "data", "workflows", "reproduce", "weights"]
 
 
 def build_parser() -> argparse.ArgumentParser:

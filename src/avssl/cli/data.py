@@ -56,6 +56,10 @@ def register(subparsers) -> None:
     p.add_argument("--videos", required=True, metavar="ROOT", help="folder holding the clips, at any depth")
     _add_out(p, _kinetics)
 
+    from . import datasets  # Kinetics-Sound, VGGSound, AudioSet, inflated images
+
+    datasets.register(sub)
+
     p = sub.add_parser("probe", help="probe every file of a manifest or folder (cached) and summarise")
     p.add_argument("manifest", metavar="MANIFEST_OR_FOLDER", help="manifest CSV or folder of media files")
     p.add_argument("--workers", type=_positive_int, default=None, help="probing processes (default min(8, CPUs))")

@@ -166,6 +166,9 @@ def register(subparsers) -> None:
                                                           "max-pooling, CrissCross App. E.2); default: the recipe's")
     p.add_argument("--test-clips", type=int, default=10, help="uniform clips averaged per test video")
     p.add_argument("--val-fraction", type=float, default=0.1, help="training videos held out to choose the lr")
+    p.add_argument("--report-grid-best", action="store_true",
+                   help="also fine-tune every other rate on all of train and report the best test accuracy over "
+                        "the grid (the papers' way), labelled, beside the validation choice")
     p.set_defaults(func=_run_finetune)
 
     p = sub.add_parser("retrieval", help="test videos query training videos; recall@k (CrissCross App. E.3)",
@@ -355,7 +358,7 @@ def _run_finetune(a) -> int:
     return _print(finetune(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds, recipe=a.recipe,
                            lrs=a.lrs, epochs=a.epochs, batch_size=a.batch_size, epoch_size=a.epoch_size,
                            frames=a.frames, pool=a.pool, test_clips=a.test_clips, val_fraction=a.val_fraction,
-                           **_source(a)))
+                           grid_best=a.report_grid_best, **_source(a)))
 
 
 def _run_retrieval(a) -> int:

@@ -107,6 +107,8 @@ def _check_every_field(cfg: PretrainConfig, need) -> None:
     need(0 <= a.time_mask <= a.num_frames, f"audio.time_mask must be in [0, audio.num_frames = {a.num_frames}], "
                                            f"got {a.time_mask}")
     need(0 <= a.freq_mask <= a.n_mels, f"audio.freq_mask must be in [0, audio.n_mels = {a.n_mels}], got {a.freq_mask}")
+    need(0 <= a.time_warp and 2 * a.time_warp < a.num_frames,
+         f"audio.time_warp must be in [0, audio.num_frames / 2 = {a.num_frames / 2:g}), got {a.time_warp}")
     need(lo.cache_dir is None or bool(str(lo.cache_dir).strip()), "loader.cache_dir must be null (default) or a folder")
     if all(isinstance(x, int) and not isinstance(x, bool) and x > 0
            for x in (a.sample_rate, a.n_mels, a.num_frames, a.n_fft, a.win_length, a.hop_length)):

@@ -47,6 +47,7 @@ class AudioConfig:
     time_mask: int = 0
     freq_mask: int = 0
     random_crop: bool = False  # CrissCross "RC" (Table S2): BYOL-A's random resized crop of the log-mel
+    time_warp: int = 0  # CrissCross "TW" (Table S2: window 20): SpecAugment's time warp, in frames (0: off)
 
 
 @dataclass
@@ -126,6 +127,7 @@ class CrissCrossConfig:
     projector_dims: Optional[list] = None  # Table S7 (512 -> 2048 -> 2048 -> 2048); None: 4x the encoder's width
     predictor_hidden: Optional[int] = None  # Table S8 (2048 -> 512 -> 2048); None: the encoder's width
     predictor_lr_scale: float = 10.0  # the predictors' constant learning rate, in units of optim.lr (Sec. 4.4)
+    common_predictor: bool = False  # Table 3's variant: one predictor for both modalities, fed L2-normalised inputs
 
     def terms(self) -> tuple[str, ...]:
         return tuple(t.strip() for t in self.losses.split("+") if t.strip())
