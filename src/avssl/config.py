@@ -68,6 +68,10 @@ class ClusteringConfig:
     # clusters (methods/deep_clustering.py).
     balanced_sampling: bool = False
     init: str = "random"  # random: cluster random encoders' features | handcrafted (first iteration only)
+    # nearest: each video takes its nearest k-means centroid (the papers) | sinkhorn: balanced labels,
+    # every cluster about n/k videos (SeLaVi's equipartition; clustering/sinkhorn.py)
+    assign: str = "nearest"
+    sinkhorn_epsilon: float = 0.2  # entropy of the balanced assignment, on standardised scores
     gpu: bool = True  # faiss GPU k-means when available
 
     def k_for(self, name: str) -> int:
@@ -367,11 +371,11 @@ def _cpu_tiny() -> PretrainConfig:
 def _demo() -> PretrainConfig:
     """The preset of ``avssl demo``: cpu-small at 8x32x32, k=16, and enough SGD steps to learn.
 
-    The budget is counted in steps, not passes: an epoch is 1,280 clips (about 5 per training video of
-    the demo world, ``optim.epoch_size``), 40 steps of 32, so 3 iterations of 3 epochs are 360 steps
+    The budget is counted in steps, not passes: an epoch is 1,920 clips (8 per training video of the
+    demo world, ``optim.epoch_size``), 60 steps of 32, so 3 iterations of 3 epochs are 540 steps
     (``supervised``: one run of the same 9 epochs, the step decay after epoch 7). With one pass per
-    epoch (7 steps) the supervised video encoder reached 27.5% on the held-out videos; with 360 steps
-    67%, with 480 steps 85% (RESULTS.md section 9). k is twice the world's 8 classes."""
+    epoch (7 steps) the supervised video encoder reached 27.5% on the held-out videos, with 360 steps
+    67%, with 480-540 steps over 80% (RESULTS.md sections 9 and 10). k is twice the world's 8 classes."""
     cfg = _cpu_small()
     cfg.preset = "demo"
     # The demo world's 64x64 shapes stay recognisable at 32x32 (64x64 clips take 3x longer; RESULTS.md
@@ -380,7 +384,7 @@ def _demo() -> PretrainConfig:
     cfg.clustering.k = 16
     cfg.iterations = 3
     cfg.optim = OptimConfig(lr=0.05, batch_size=32, warmup_epochs=1, step_epochs=6, gamma=0.1, max_epochs=3,
-                            epoch_size=1280, early_stop=3, val_fraction=0.1)
+                            epoch_size=1920, early_stop=3, val_fraction=0.1)
     return cfg
 
 
@@ -503,6 +507,8 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     need(c.clips_per_video >= 1, "clustering.clips_per_video must be >= 1")
     need(cfg.loader.workers >= -1, f"loader.workers must be >= 0, or -1 for auto, got {cfg.loader.workers}")
     need(c.init in ("random", "handcrafted"), f"clustering.init must be random or handcrafted, got {c.init!r}")
+    need(c.assign in ("nearest", "sinkhorn"), f"clustering.assign must be nearest or sinkhorn, got {c.assign!r}")
+    need(c.sinkhorn_epsilon > 0, f"clustering.sinkhorn_epsilon must be > 0, got {c.sinkhorn_epsilon}")
     need(cfg.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {cfg.precision!r}")
     need(cfg.memory_format in ("auto", "contiguous", "channels_last_3d"),
          f"memory_format must be auto, contiguous or channels_last_3d, got {cfg.memory_format!r}")

@@ -122,7 +122,8 @@ class IterationContext:
         rows = np.flatnonzero(valid)
         c = t.cfg.clustering
         result = kmeans(x[rows] if len(rows) < len(x) else x, k, seed=t.cfg.seed + 7919 * self.iteration,
-                        niter=c.niter, pca_dim=c.pca_dim, l2_normalize=c.l2_normalize, gpu=c.gpu)
+                        niter=c.niter, pca_dim=c.pca_dim, l2_normalize=c.l2_normalize, gpu=c.gpu,
+                        assign=c.assign, sinkhorn_epsilon=c.sinkhorn_epsilon)
         labels = np.full(len(x), -1, dtype=np.int64)
         labels[rows] = result.assignments
         self.times["cluster"] += time.perf_counter() - t0
