@@ -47,6 +47,8 @@ def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) ->
     need(c.clips_per_video >= 1, "clustering.clips_per_video must be >= 1")
     need(cfg.loader.workers >= -1, f"loader.workers must be >= 0, or -1 for auto, got {cfg.loader.workers}")
     need(c.init in ("random", "handcrafted"), f"clustering.init must be random or handcrafted, got {c.init!r}")
+    need(c.assign in ("nearest", "sinkhorn"), f"clustering.assign must be nearest or sinkhorn, got {c.assign!r}")
+    need(c.sinkhorn_epsilon > 0, f"clustering.sinkhorn_epsilon must be > 0, got {c.sinkhorn_epsilon}")
     need(cfg.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {cfg.precision!r}")
     need(cfg.memory_format in ("auto", "contiguous", "channels_last_3d"),
          f"memory_format must be auto, contiguous or channels_last_3d, got {cfg.memory_format!r}")

@@ -67,6 +67,10 @@ class ClusteringConfig:
     # clusters (methods/deep_clustering.py).
     balanced_sampling: bool = False
     init: str = "random"  # random: cluster random encoders' features | handcrafted (first iteration only)
+    # nearest: each video takes its nearest k-means centroid (the papers) | sinkhorn: balanced labels,
+    # every cluster about n/k videos (SeLaVi's equipartition; clustering/sinkhorn.py)
+    assign: str = "nearest"
+    sinkhorn_epsilon: float = 0.2  # entropy of the balanced assignment, on standardised scores
     gpu: bool = True  # faiss GPU k-means when available
 
     def k_for(self, name: str) -> int:

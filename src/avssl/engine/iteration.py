@@ -65,6 +65,7 @@ class IterationContext:
         c = t.cfg.clustering
         result = cluster_videos(x, valid, k, seed=seeds.kmeans_seed(t.cfg.seed, self.iteration), niter=c.niter,
                                 pca_dim=c.pca_dim, l2_normalize=c.l2_normalize, gpu=c.gpu,
+                                assign=c.assign, sinkhorn_epsilon=c.sinkhorn_epsilon,
                                 previous=None if previous is None else previous.numpy(),
                                 ground_truth=t.ground_truth)
         self.times["cluster"] += time.perf_counter() - t0
