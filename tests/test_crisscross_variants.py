@@ -6,7 +6,7 @@ import torch
 from avssl.config import resolve
 from avssl.data.transforms.time_warp import TimeWarp, warp
 from avssl.data.transforms import spectrogram_transform
-from avssl.encoders import load_method
+from avssl.runs import load_method
 from avssl.engine.pretrain import pretrain
 from avssl.engine.schedule import build_optimizer
 from avssl.errors import ConfigError
