@@ -19,6 +19,7 @@ Usage: ``avssl eval clusters --run runs/xdc --out runs/xdc/report --iteration al
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 from collections import Counter
