@@ -14,7 +14,7 @@ def test_help_lists_every_subcommand(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     commands = ("pretrain", "presets", "status", "compare", "extract", "eval", "data", "demo", "sweep", "retrain-long",
-                "filters", "weights")
+                "filters", "weights", "reproduce")
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert sorted(sub.choices) == sorted(commands)
     for cmd in commands:

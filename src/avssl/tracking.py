@@ -18,7 +18,10 @@ Whether they are written is ``logging.tensorboard`` in the config: ``null`` (the
 when the ``tensorboard`` package is installed (``pip install 'avssl[tensorboard]'``), ``true`` asks for
 them (without the package: one warning line, and the run goes on), ``false`` never. A resumed run
 tells TensorBoard to drop the steps written after the checkpoint it continues from (``purge_step``),
-as ``metrics.jsonl`` drops those lines. wandb is not supported.
+as ``metrics.jsonl`` drops those lines.
+
+wandb (``logging.wandb=true``, ``pip install 'avssl[wandb]'``, offline without an API key) gets the same
+scalars under the same names: ``avssl.wandb_tracking``. ``open_trackers`` opens both for a run.
 """
 from __future__ import annotations
 
@@ -74,6 +77,7 @@ class Tracker:
             return None
         run_dir = Path(run_dir)
         epochs, iterations = _done(run_dir / "metrics.jsonl")
+        _after_existing_files(run_dir / EVENTS_DIR)
         tracker = cls(run_dir, epochs, iterations, purge=(run_dir / EVENTS_DIR).exists())
         log.info("TensorBoard event files: %s (tensorboard --logdir %s)", tracker.dir, tracker.dir)
         return tracker
@@ -151,6 +155,23 @@ def _finite(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _after_existing_files(folder: Path) -> None:
+    """Wait, if need be, into the second after the newest event file in ``folder``: TensorBoard reads a folder's
+    files in the order of their names, ``events.out.tfevents.<second>.<host>.<pid>.<counter>``, and within one
+    second and process the counter sorts as text (10 before 9), so a resumed run's file could be read before
+    the file it replaces (then its purge would come first and the stale steps would stay)."""
+    import time
+
+    newest = -1
+    for f in folder.glob("*/events.out.tfevents.*"):
+        try:
+            newest = max(newest, int(f.name.split(".")[3]))
+        except (IndexError, ValueError):
+            continue
+    while int(time.time()) <= newest:
+        time.sleep(0.05)
+
+
 def _done(metrics: Path) -> tuple[int, int]:
     """(epoch records, iteration summaries) already in a run's metrics.jsonl."""
     epochs = iterations = 0
@@ -160,3 +181,52 @@ def _done(metrics: Path) -> tuple[int, int]:
         elif "epoch" in record:
             epochs += 1
     return epochs, iterations
+
+
+class Trackers:
+    """Every tracker of one run (TensorBoard, wandb), written and closed together.
+
+    Usage: ``trackers = open_trackers(run_dir, cfg)`` (None when all are off); ``trackers.write(record)``."""
+
+    def __init__(self, trackers: list):
+        self.trackers = trackers
+
+    def write(self, record: dict) -> None:
+        for tracker in self.trackers:
+            tracker.write(record)
+
+    def close(self) -> None:
+        for tracker in self.trackers:
+            tracker.close()
+
+
+def check_trackers(cfg) -> None:
+    """Refuse, before a run writes anything, a tracker that ``cfg.logging`` asks for but cannot be used here:
+    wandb without the package (TensorBoard's missing package is a warning only, see ``Tracker.open``)."""
+    if cfg.logging.wandb:
+        from .errors import ConfigError
+        from .wandb_tracking import wandb_problem
+
+        problem = wandb_problem()
+        if problem is not None:
+            raise ConfigError(f"logging.wandb=true, but {problem}")
+
+
+def open_trackers(run_dir, cfg) -> "Trackers | None":
+    """The trackers that ``cfg.logging`` asks for in ``run_dir``: TensorBoard (``logging.tensorboard``) and
+    wandb (``logging.wandb``, see ``avssl.wandb_tracking``), or None when there are none."""
+    trackers = []
+    tensorboard = Tracker.open(run_dir, cfg.logging.tensorboard)
+    if tensorboard is not None:
+        trackers.append(tensorboard)
+    if cfg.logging.wandb:
+        from .wandb_tracking import WandbTracker
+
+        check_trackers(cfg)
+        try:
+            trackers.append(WandbTracker(run_dir, cfg, _done(Path(run_dir) / "metrics.jsonl")[0]))
+        except BaseException:
+            for tracker in trackers:
+                tracker.close()
+            raise
+    return Trackers(trackers) if trackers else None

@@ -17,10 +17,11 @@ import sys
 from .. import __version__
 from ..errors import AvsslError
 from .parser import ArgumentParser
+from .help_defaults import show_defaults
 
 # The modules of avssl.cli, each adding its subcommands with ``register(subparsers)``, in --help order.
 # Each imports only light modules at the top: building the parser imports all of them.
-COMMAND_MODULES = ["pretrain", "runs", "evaluation", "data", "workflows", "weights"]
+COMMAND_MODULES = ["pretrain", "runs", "evaluation", "data", "workflows", "reproduce", "weights"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(f"avssl.cli.{name}").register(sub)
-    return parser
+    return show_defaults(parser)
 
 
 def main(argv=None) -> int:

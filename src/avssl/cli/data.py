@@ -56,10 +56,31 @@ def register(subparsers) -> None:
     p.add_argument("--videos", required=True, metavar="ROOT", help="folder holding the clips, at any depth")
     _add_out(p, _kinetics)
 
+    from . import datasets  # Kinetics-Sound, VGGSound, AudioSet, inflated images
+
+    datasets.register(sub)
+
     p = sub.add_parser("probe", help="probe every file of a manifest or folder (cached) and summarise")
     p.add_argument("manifest", metavar="MANIFEST_OR_FOLDER", help="manifest CSV or folder of media files")
     p.add_argument("--workers", type=_positive_int, default=None, help="probing processes (default min(8, CPUs))")
     p.set_defaults(func=_probe)
+
+    p = sub.add_parser("prepare", help="training-ready copy of a dataset: re-encoded for a preset, with its manifest",
+                       description="Re-encode every file of a manifest for a preset's clips (its short side and "
+                                   "frame rate, a keyframe every --keyframe-interval s, no B-frames, mono audio at "
+                                   "its sample rate) into --out, in parallel and resumably, and write "
+                                   "OUT/manifest.csv (original paths in its source_path column) and "
+                                   "OUT/skipped.json (unreadable and too-short files).")
+    p.add_argument("manifest", metavar="MANIFEST_OR_FOLDER", help="manifest CSV or folder of media files")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder of the copies and their manifest.csv")
+    p.add_argument("--preset", default=None, help="preset whose clips the copy is for (default: demo for a demo "
+                                                  "world, else xdc-paper); see avssl presets")
+    p.add_argument("--workers", type=_positive_int, default=None, help="encoding processes (default: all CPUs)")
+    p.add_argument("--keyframe-interval", type=float, default=0.5, metavar="SECONDS",
+                   help="seconds between keyframes (default 0.5): the most video a clip decodes before its start")
+    p.add_argument("--crf", type=int, default=23, help="x264 quality, 0-51, lower is better and larger (default 23)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_prepare)
 
 
 def _describe(manifest: Manifest) -> str:
@@ -124,6 +145,24 @@ def _probe(args) -> int:
     if len(index.errors) > _SHOW_UNREADABLE:
         print(f"  ... and {len(index.errors) - _SHOW_UNREADABLE} more")
     print(f"probed {index.probed} file(s); cache: {index.cache_path}")
+    return 0
+
+
+def _prepare(args) -> int:
+    from avssl.data import prepare  # PyAV and the presets: imported when preparing, not to build the parser
+
+    manifest = load_manifest(args.manifest)
+    name = args.preset or prepare.default_preset(manifest)
+    target = prepare.target_for(name, keyframe_interval=args.keyframe_interval, crf=args.crf)
+    result = prepare.prepare_dataset(manifest, args.out, target, workers=args.workers, progress=not args.no_progress)
+    side = f"short side {target.short_side}" if target.short_side else "source size"
+    print(f"preset {name}: {side}, <= {target.fps:g} fps, keyframe every {target.keyframe_interval:g} s, "
+          f"mono {target.sample_rate} Hz")
+    print(result.summary())
+    if len(result.skipped):
+        print(result.skipped.summary())
+        print(result.skipped.details(_SHOW_UNREADABLE))
+    print(f"manifest: {_printable(result.manifest)}")
     return 0
 
 

@@ -166,6 +166,9 @@ def register(subparsers) -> None:
                                                           "max-pooling, CrissCross App. E.2); default: the recipe's")
     p.add_argument("--test-clips", type=int, default=10, help="uniform clips averaged per test video")
     p.add_argument("--val-fraction", type=float, default=0.1, help="training videos held out to choose the lr")
+    p.add_argument("--report-grid-best", action="store_true",
+                   help="also fine-tune every other rate on all of train and report the best test accuracy over "
+                        "the grid (the papers' way), labelled, beside the validation choice")
     p.set_defaults(func=_run_finetune)
 
     p = sub.add_parser("retrieval", help="test videos query training videos; recall@k (CrissCross App. E.3)",
@@ -213,7 +216,8 @@ def register(subparsers) -> None:
                        description="A report on a pretraining run's clusters: purity, NMI and ARI against labels, the "
                                    "top and bottom clusters, a picture grid of the clips nearest each centroid, a "
                                    "t-SNE picture of the features coloured by cluster and by label, and an HTML page "
-                                   "whose pictures link to the clips.")
+                                   "whose pictures link to the clips and play a short preview of each; --iteration all "
+                                   "shows every iteration's clustering.")
     p.add_argument("--run", required=True, help="pretraining run directory")
     p.add_argument("--data", help="labelled manifest matched by path (default: the labels in the run's videos.csv)")
     p.add_argument("--clustering", help="one clustering (default: every clusters/*_assignments.npy)")
@@ -224,6 +228,11 @@ def register(subparsers) -> None:
     p.add_argument("--tsne-points", type=int, default=2000, metavar="N",
                    help="t-SNE picture of the features of at most N clustered videos (a seeded subsample; 0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the t-SNE and of its subsample")
+    p.add_argument("--iteration", default="last", metavar="last|all|N",
+                   help="whose clustering: the run's last (default), iteration N, or all of them (a page that "
+                        "moves between iterations)")
+    p.add_argument("--no-previews", action="store_true",
+                   help="no short looping GIF of each clip in the grid (default: one each, shown on the page)")
     p.set_defaults(func=_run_clusters)
 
     p = sub.add_parser("sync", help="audio-visual synchronisation accuracy, in sync vs another video's audio "
@@ -349,7 +358,7 @@ def _run_finetune(a) -> int:
     return _print(finetune(_encoders(a), a.data, a.out, modality=a.modality, folds=a.folds, recipe=a.recipe,
                            lrs=a.lrs, epochs=a.epochs, batch_size=a.batch_size, epoch_size=a.epoch_size,
                            frames=a.frames, pool=a.pool, test_clips=a.test_clips, val_fraction=a.val_fraction,
-                           **_source(a)))
+                           grid_best=a.report_grid_best, **_source(a)))
 
 
 def _run_retrieval(a) -> int:
@@ -384,4 +393,5 @@ def _run_clusters(a) -> int:
     from ..evaluation.cluster_report import cluster_report
 
     return _print(cluster_report(a.run, a.data, a.out, clustering=a.clustering, top=a.top, grid_rows=a.grid_rows,
-                                 grid_cols=a.grid_cols, tsne_points=a.tsne_points, seed=a.seed))
+                                 grid_cols=a.grid_cols, tsne_points=a.tsne_points, seed=a.seed,
+                                 iteration=a.iteration, previews=not a.no_previews))

@@ -18,6 +18,7 @@ import faiss
 import numpy as np
 
 from ..errors import ConfigError
+from .sinkhorn import balanced_assignments
 
 log = logging.getLogger("avssl.clustering")
 
@@ -90,11 +91,15 @@ def kmeans(
     l2_normalize: bool = True,
     max_points_per_centroid: int = 256,
     gpu: bool = False,
+    assign: str = "nearest",
+    sinkhorn_epsilon: float = 0.2,
 ) -> KMeansResult:
     """Cluster the rows of ``features`` (N x d, an ndarray or a memmap) into ``k`` clusters.
 
     Deterministic for a given seed. ``gpu=True`` uses faiss's GPU k-means when faiss was built with
-    GPU support and a GPU is present (silently the CPU otherwise).
+    GPU support and a GPU is present (silently the CPU otherwise). ``assign="sinkhorn"`` replaces the
+    nearest-centroid labels by balanced ones (:func:`~avssl.clustering.sinkhorn.balanced_assignments`;
+    it holds the pre-processed features and an n x k matrix in memory).
     """
     n, dim = features.shape
     if k < 1:
@@ -127,6 +132,11 @@ def kmeans(
     reseeded, empty = _reseed_empty(features, prep, centroids, assignments, distances, rng)
     if reseeded or empty:
         log.info("k-means: re-seeded %d empty clusters, %d still empty", reseeded, empty)
+    if assign == "sinkhorn":
+        x = prep(features)
+        assignments = balanced_assignments(x, centroids, sinkhorn_epsilon)
+        distances = ((x - centroids[assignments]) ** 2).sum(1).astype(np.float32)
+        empty = int(k - np.count_nonzero(np.bincount(assignments, minlength=k)))
     objective = float(km.obj[-1]) if len(km.obj) else 0.0
     return KMeansResult(centroids, assignments, distances, objective, reseeded, empty)
 

@@ -23,13 +23,14 @@ class ClusteredVideos:
 
 
 def cluster_videos(x: np.ndarray, valid: np.ndarray, k: int, *, seed: int, niter: int = 20, pca_dim=None,
-                   l2_normalize: bool = True, gpu: bool = False, previous: np.ndarray | None = None,
+                   l2_normalize: bool = True, gpu: bool = False, assign: str = "nearest",
+                   sinkhorn_epsilon: float = 0.2, previous: np.ndarray | None = None,
                    ground_truth: np.ndarray | None = None) -> ClusteredVideos:
     """k-means of the valid rows of ``x``; ``previous`` (the last iteration's labels) and ``ground_truth``
     (label ids, -1 where unlabelled) only add statistics: NMI with the previous clustering, purity/NMI/ARI."""
     rows = np.flatnonzero(valid)
     result = kmeans(x[rows] if len(rows) < len(x) else x, k, seed=seed, niter=niter, pca_dim=pca_dim,
-                    l2_normalize=l2_normalize, gpu=gpu)
+                    l2_normalize=l2_normalize, gpu=gpu, assign=assign, sinkhorn_epsilon=sinkhorn_epsilon)
     labels = np.full(len(x), -1, dtype=np.int64)
     labels[rows] = result.assignments
     distances = np.full(len(x), np.nan, dtype=np.float32)

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from ..errors import ConfigError
 from ..method_names import USER_METHODS
-from .tree import CRISSCROSS_TERMS, PretrainConfig
+from .tree import CRISSCROSS_TERMS, WANDB_MODES, PretrainConfig
 
 
 def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) -> PretrainConfig:
@@ -47,6 +47,8 @@ def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) ->
     need(c.clips_per_video >= 1, "clustering.clips_per_video must be >= 1")
     need(cfg.loader.workers >= -1, f"loader.workers must be >= 0, or -1 for auto, got {cfg.loader.workers}")
     need(c.init in ("random", "handcrafted"), f"clustering.init must be random or handcrafted, got {c.init!r}")
+    need(c.assign in ("nearest", "sinkhorn"), f"clustering.assign must be nearest or sinkhorn, got {c.assign!r}")
+    need(c.sinkhorn_epsilon > 0, f"clustering.sinkhorn_epsilon must be > 0, got {c.sinkhorn_epsilon}")
     need(cfg.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {cfg.precision!r}")
     need(cfg.memory_format in ("auto", "contiguous", "channels_last_3d"),
          f"memory_format must be auto, contiguous or channels_last_3d, got {cfg.memory_format!r}")
@@ -57,6 +59,7 @@ def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) ->
     _check_method_sections(cfg, need)
     need(cfg.logging.tensorboard in (None, True, False),
          f"logging.tensorboard must be true, false or null (auto), got {cfg.logging.tensorboard!r}")
+    _check_wandb(cfg.logging, need)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
@@ -65,6 +68,16 @@ def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) ->
 VIDEO_ENCODERS = ("r2plus1d_18", "r3d_18")  # the video builders of models.ENCODERS
 AUDIO_ENCODERS = ("audio_resnet18",)
 SEED_LIMIT = 2**30  # seeds are combined with iteration numbers for faiss, whose seed is a 32-bit int
+
+
+def _check_wandb(lc, need) -> None:
+    """The ``logging.wandb*`` values (whether wandb is installed is checked when a run starts:
+    ``tracking.check_trackers``, so that a run's config.json stays usable where wandb is not)."""
+    need(lc.wandb in (True, False), f"logging.wandb must be true or false, got {lc.wandb!r}")
+    need(lc.wandb_mode in WANDB_MODES,
+         f"logging.wandb_mode must be one of {', '.join(WANDB_MODES)}, got {lc.wandb_mode!r}")
+    need(isinstance(lc.wandb_project, str) and lc.wandb_project.strip() != "",
+         f"logging.wandb_project must be a non-empty name, got {lc.wandb_project!r}")
 
 
 def _check_every_field(cfg: PretrainConfig, need) -> None:
@@ -96,6 +109,8 @@ def _check_every_field(cfg: PretrainConfig, need) -> None:
     need(0 <= a.time_mask <= a.num_frames, f"audio.time_mask must be in [0, audio.num_frames = {a.num_frames}], "
                                            f"got {a.time_mask}")
     need(0 <= a.freq_mask <= a.n_mels, f"audio.freq_mask must be in [0, audio.n_mels = {a.n_mels}], got {a.freq_mask}")
+    need(0 <= a.time_warp and 2 * a.time_warp < a.num_frames,
+         f"audio.time_warp must be in [0, audio.num_frames / 2 = {a.num_frames / 2:g}), got {a.time_warp}")
     need(lo.cache_dir is None or bool(str(lo.cache_dir).strip()), "loader.cache_dir must be null (default) or a folder")
     if all(isinstance(x, int) and not isinstance(x, bool) and x > 0
            for x in (a.sample_rate, a.n_mels, a.num_frames, a.n_fft, a.win_length, a.hop_length)):

@@ -137,11 +137,11 @@ def _cpu_tiny() -> PretrainConfig:
 def _demo() -> PretrainConfig:
     """The preset of ``avssl demo``: cpu-small at 8x32x32, k=16, and enough SGD steps to learn.
 
-    The budget is counted in steps, not passes: an epoch is 1,280 clips (about 5 per training video of
-    the demo world, ``optim.epoch_size``), 40 steps of 32, so 3 iterations of 3 epochs are 360 steps
+    The budget is counted in steps, not passes: an epoch is 1,920 clips (8 per training video of the
+    demo world, ``optim.epoch_size``), 60 steps of 32, so 3 iterations of 3 epochs are 540 steps
     (``supervised``: one run of the same 9 epochs, the step decay after epoch 7). With one pass per
-    epoch (7 steps) the supervised video encoder reached 27.5% on the held-out videos; with 360 steps
-    67%, with 480 steps 85% (RESULTS.md section 9). k is twice the world's 8 classes."""
+    epoch (7 steps) the supervised video encoder reached 27.5% on the held-out videos, with 360 steps
+    67%, with 540 steps 70% (RESULTS.md sections 9 and 10). k is twice the world's 8 classes."""
     cfg = _cpu_small()
     cfg.preset = "demo"
     # The demo world's 64x64 shapes stay recognisable at 32x32 (64x64 clips take 3x longer; RESULTS.md
@@ -150,7 +150,7 @@ def _demo() -> PretrainConfig:
     cfg.clustering.k = 16
     cfg.iterations = 3
     cfg.optim = OptimConfig(lr=0.05, batch_size=32, warmup_epochs=1, step_epochs=6, gamma=0.1, max_epochs=3,
-                            epoch_size=1280, early_stop=3, val_fraction=0.1)
+                            epoch_size=1920, early_stop=3, val_fraction=0.1)
     return cfg
 
 

@@ -47,6 +47,7 @@ class AudioConfig:
     time_mask: int = 0
     freq_mask: int = 0
     random_crop: bool = False  # CrissCross "RC" (Table S2): BYOL-A's random resized crop of the log-mel
+    time_warp: int = 0  # CrissCross "TW" (Table S2: window 20): SpecAugment's time warp, in frames (0: off)
 
 
 @dataclass
@@ -66,6 +67,10 @@ class ClusteringConfig:
     # clusters (methods/deep_clustering.py).
     balanced_sampling: bool = False
     init: str = "random"  # random: cluster random encoders' features | handcrafted (first iteration only)
+    # nearest: each video takes its nearest k-means centroid (the papers) | sinkhorn: balanced labels,
+    # every cluster about n/k videos (SeLaVi's equipartition; clustering/sinkhorn.py)
+    assign: str = "nearest"
+    sinkhorn_epsilon: float = 0.2  # entropy of the balanced assignment, on standardised scores
     gpu: bool = True  # faiss GPU k-means when available
 
     def k_for(self, name: str) -> int:
@@ -126,6 +131,7 @@ class CrissCrossConfig:
     projector_dims: Optional[list] = None  # Table S7 (512 -> 2048 -> 2048 -> 2048); None: 4x the encoder's width
     predictor_hidden: Optional[int] = None  # Table S8 (2048 -> 512 -> 2048); None: the encoder's width
     predictor_lr_scale: float = 10.0  # the predictors' constant learning rate, in units of optim.lr (Sec. 4.4)
+    common_predictor: bool = False  # Table 3's variant: one predictor for both modalities, fed L2-normalised inputs
 
     def terms(self) -> tuple[str, ...]:
         return tuple(t.strip() for t in self.losses.split("+") if t.strip())
@@ -138,6 +144,9 @@ class LoaderConfig:
     cache_dir: Optional[str] = None
 
 
+WANDB_MODES = ("auto", "online", "offline")
+
+
 @dataclass
 class LoggingConfig:
     """Where a run's numbers go besides ``metrics.jsonl`` (which is always written)."""
@@ -146,6 +155,12 @@ class LoggingConfig:
     # tensorboard package is installed (pip install 'avssl[tensorboard]'), true asks for them (a one-line
     # warning when the package is missing), false never.
     tensorboard: Optional[bool] = None
+    # wandb (avssl.wandb_tracking; pip install 'avssl[wandb]'): the same scalars as TensorBoard. Mode auto:
+    # online when an API key is set up (WANDB_API_KEY, wandb login), offline otherwise; WANDB_MODE wins.
+    wandb: bool = False
+    wandb_project: str = "avssl"
+    wandb_name: Optional[str] = None  # null: the run folder's name
+    wandb_mode: str = "auto"  # one of WANDB_MODES
 
 
 @dataclass

@@ -40,16 +40,20 @@ COMPLETE_MARKER = ".complete"
 @dataclass(frozen=True)
 class DemoWorldConfig:
     """Size and seed of a demo world: the first ``num_classes`` of :data:`CLASS_NAMES`, each with
-    ``clips_per_class`` clips. ``duration`` should hold a 2 s audio window plus some jitter."""
+    ``clips_per_class`` clips. ``duration`` should hold a 2 s audio window plus some jitter.
+
+    Half the clips are held out: with 80 held-out videos (the old 40 per class, a quarter held out) a
+    linear probe's accuracy had a binomial standard error of about 5 points, the size of the effects the
+    demo measures; 240 held-out videos bring it to about 3. The 240 training videos are unchanged."""
 
     num_classes: int = 8
-    clips_per_class: int = 40
+    clips_per_class: int = 60
     duration: float = 3.0
     fps: int = 30
     width: int = 64
     height: int = 64
     sample_rate: int = 16000
-    test_fraction: float = 0.25
+    test_fraction: float = 0.5
     seed: int = 0
 
 

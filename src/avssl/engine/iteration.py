@@ -15,6 +15,7 @@ from .. import seeds
 from ..clustering.pseudo_labels import cluster_videos
 from ..runs import save_clustering
 from . import distributed
+from .cluster_history import keep_iteration
 from .extract import extract_features
 from .handcrafted import handcrafted_features
 
@@ -64,12 +65,15 @@ class IterationContext:
         c = t.cfg.clustering
         result = cluster_videos(x, valid, k, seed=seeds.kmeans_seed(t.cfg.seed, self.iteration), niter=c.niter,
                                 pca_dim=c.pca_dim, l2_normalize=c.l2_normalize, gpu=c.gpu,
+                                assign=c.assign, sinkhorn_epsilon=c.sinkhorn_epsilon,
                                 previous=None if previous is None else previous.numpy(),
                                 ground_truth=t.ground_truth)
         self.times["cluster"] += time.perf_counter() - t0
         self.log["clusters"][name] = result.stats
         t.centroids[name] = torch.from_numpy(result.kmeans.centroids)
         save_clustering(t.run_dir, name, result.labels, result.distances, result.kmeans.centroids)
+        # every iteration's clustering, for avssl eval clusters --iteration
+        keep_iteration(t.run_dir / "clusters", self.iteration, name, x, np.flatnonzero(valid), seed=t.cfg.seed)
         return distributed.broadcast_array(result.labels)
 
     def labels(self) -> np.ndarray | None:

@@ -41,7 +41,7 @@ from ..runs import CHECKPOINT_FORMAT, encoders_payload
 from ..methods import build_method
 from ..progress import epoch_line, iteration_line, progress
 from ..runlock import check_output_folder
-from ..tracking import Tracker
+from ..tracking import Trackers, check_trackers, open_trackers
 from . import distributed
 from .device import pick_device
 from ..io import atomic_save
@@ -66,11 +66,12 @@ class RunResult:
 class Pretrainer(RunFolder, Resume):
     """Runs a pretraining job. ``data`` is a manifest CSV, a folder, or a Manifest."""
 
-    tracker: Tracker | None = None  # TensorBoard event files of the run (rank 0, while ``run`` runs)
+    tracker: Trackers | None = None  # TensorBoard event files and wandb of the run (rank 0, while ``run`` runs)
 
     def __init__(self, cfg: PretrainConfig, data, run_dir, resume: bool = False, progress: bool = True,
                  allow_data_change: bool = False, method=None):
         self.cfg = validate(cfg) if method is None else validate(cfg, method_names=(method.name,))
+        check_trackers(self.cfg)  # wandb asked for but not installed: refused before anything is written
         self.run_dir = check_output_folder(run_dir)
         self.allow_data_change = allow_data_change  # --resume re-maps a run onto changed data (datarecord.py)
         self._writing = False  # whether the run has begun writing (then an abort still writes skipped.json)
@@ -213,7 +214,7 @@ class Pretrainer(RunFolder, Resume):
             self._writing = True
             self.cfg.save(self.run_dir / "config.json")
             self._write_index()
-            self.tracker = Tracker.open(self.run_dir, self.cfg.logging.tensorboard)
+            self.tracker = open_trackers(self.run_dir, self.cfg)
         history = []
         start_it = 0
         if state is not None:

@@ -10,11 +10,16 @@ videos' frames with a small log-mel image of their middle audio window under eac
 (``<name>_tsne.png``) places the videos by their features in 2-D (those the run clustered last, from
 ``features/``; at most ``tsne_points`` of them, a seeded subsample), coloured by cluster and by label.
 An HTML page (``clusters.html``, images as relative files next to it) shows it all, its captions as
-text, each clip's frame linking to the clip's file.
+text, each clip's frame linking to the clip's file and playing a short looping preview (a GIF) when
+pointed at. ``iteration="all"`` reports every iteration's clustering the run kept
+(``engine.cluster_history``), each iteration's pictures in ``iter_XX/``, on one page that moves between them.
+
+Usage: ``avssl eval clusters --run runs/xdc --out runs/xdc/report --iteration all``
 """
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 from collections import Counter
@@ -163,13 +168,19 @@ def render_grid(rows: list[tuple[str, list[str]]], out_png, title: str, audio_cf
 
 # --- the report ----------------------------------------------------------------------------------
 
-def cluster_report(run, data=None, out=None, *, clustering: str | None = None, top: int = 10, grid_rows: int = 6,
-                   grid_cols: int = 6, top_labels: int = 5, tsne_points: int = TSNE_POINTS, seed: int = 0) -> dict:
+def cluster_report(run, data=None, out=None, *, clustering: str | None = None, iteration="last", top: int = 10,
+                   grid_rows: int = 6, grid_cols: int = 6, top_labels: int = 5, tsne_points: int = TSNE_POINTS,
+                   seed: int = 0, previews: bool = True) -> dict:
     """Report every clustering of run directory ``run`` (or only ``clustering``) against the labels of
     manifest ``data`` (default: the labels recorded in the run's videos.csv). Writes ``clusters.json``,
     ``clusters.md``, ``clusters.html``, ``<name>_grid.png``, ``<name>_clips/`` (the grid's pictures one
-    by one) and ``<name>_tsne.png`` (t-SNE of at most ``tsne_points`` videos, chosen with ``seed``; 0:
-    none) into ``out`` (default: ``run/report``)."""
+    by one, and with ``previews`` a short looping GIF of each clip) and ``<name>_tsne.png`` (t-SNE of at
+    most ``tsne_points`` videos, chosen with ``seed``; 0: none) into ``out`` (default: ``run/report``).
+    ``iteration``: ``"last"`` (the run's last clustering), an iteration number, or ``"all"`` (every
+    iteration the run kept, ``engine.cluster_history``: one ``iter_XX/`` folder of pictures each, and a
+    page that moves between them).
+
+    Usage: ``cluster_report("runs/xdc", "data/manifest.csv", "runs/xdc/report", iteration="all")``"""
     run = Path(run)
     out = Path(out) if out is not None else run / "report"
     paths, labels = read_run_videos(run)
@@ -184,40 +195,143 @@ def cluster_report(run, data=None, out=None, *, clustering: str | None = None, t
         if clustering not in names:
             raise ConfigError(f"{run} has no clustering {clustering!r}; it has {names}")
         names = [clustering]
+    shown = report_iterations(run, iteration)
     cfg = PretrainConfig.load(run / "config.json") if (run / "config.json").exists() else None
     result = {"run": str(run), "labels": str(data) if data is not None else "videos.csv",
-              "matched_videos": sum(lab is not None for lab in labels), "videos": len(paths), "clusterings": {}}
-    d = run / "clusters"
-    for name in names:
-        a = load_array(d / f"{name}_assignments.npy", "cluster assignment array")
-        if len(a) != len(paths):
-            raise ConfigError(f"{d}/{name}_assignments.npy has {len(a)} entries but videos.csv lists {len(paths)}")
-        centroids = d / f"{name}_centroids.npy"
-        k = len(load_array(centroids, "centroid array")) if centroids.exists() else int(a.max()) + 1
-        stats = clustering_stats(a, labels, k, top_labels)
-        dist_file = d / f"{name}_distances.npy"
-        dist = load_array(dist_file, "distance array") if dist_file.exists() else np.zeros(len(a))
-        rows, shown = [], []
-        for r, c in enumerate(stats["clusters"][:grid_rows]):
-            concept = c["labels"][0]
-            caption = (f"#{c['rank']} cluster {c['cluster']} (n={c['size']})\npurity {pct(c['purity'])}%\n"
-                       f"{_short(concept[0])} ({concept[1]:.2f})")
-            nearest = closest(a, dist, c["cluster"], grid_cols)
-            rows.append((caption, [paths[i] for i in nearest]))
-            shown.append({"rank": c["rank"], "cluster": c["cluster"], "videos": [
-                {"path": paths[i], "label": labels[i], "picture": f"{name}_clips/{r}_{j}.png"}
-                for j, i in enumerate(nearest)]})
-        audio = "audio" in _modalities(cfg, name)
-        audio_cfg = (cfg.audio if cfg is not None else PretrainConfig().audio) if audio else None
-        title = (f"{name} clustering: top {len(rows)} clusters by purity; the videos nearest each centroid"
-                 + ("; log-mel under each frame" if audio else ""))
-        grid = render_grid(rows, out / f"{name}_grid.png", title, audio_cfg, cells_dir=out / f"{name}_clips")
-        stats["grid"], stats["grid_rows"] = grid.name, shown
-        stats["tsne"] = tsne_report(run, cfg, name, a, labels, out, tsne_points, seed)
-        result["clusterings"][name] = stats
+              "matched_videos": sum(lab is not None for lab in labels), "videos": len(paths)}
+    opts = dict(top_labels=top_labels, grid_rows=grid_rows, grid_cols=grid_cols, tsne_points=tsne_points, seed=seed,
+                previews=previews)
+    pages = []
+    for number, folder, prefix in shown:
+        done = {}
+        for name in names:
+            if not (folder / f"{name}_assignments.npy").exists():
+                continue  # a clustering this iteration did not make
+            done[name] = _one_clustering(run, cfg, name, folder, prefix, paths, labels, out, **opts)
+        pages.append({"iteration": number, "clusterings": done})
+    if len(pages) > 1:
+        _nmi_with_previous(pages, run)
+        result["iterations"] = pages
+    result["iteration"] = pages[-1]["iteration"]
+    result["clusterings"] = pages[-1]["clusterings"]
     result["page"] = str(out / "clusters.html")
     atomic_write_text(out / "clusters.html", _html(result, top))
     return write_report(out, "clusters", result, _markdown(result, top))
+
+
+def report_iterations(run, iteration) -> list[tuple[int | None, Path, str]]:
+    """``[(iteration number or None, folder of its clustering files, prefix of its pictures in the report)]``
+    for ``iteration``: ``"last"``, ``"all"`` or a number (a clear error for one the run did not keep)."""
+    from ..engine.cluster_history import iterations
+
+    run = Path(run)
+    kept = iterations(run)
+    last = max(kept) if kept else None
+    text = str(iteration).strip().lower()
+    if text == "last":
+        return [(last, run / "clusters", "")]
+    if text == "all":
+        if not kept:  # a run from before per-iteration files: its last clustering is all there is
+            log.warning("%s kept only its last clustering (runs before avssl kept every iteration's)", run)
+            return [(None, run / "clusters", "")]
+        return [(n, d, f"iter_{n:02d}/") for n, d in kept.items()]
+    try:
+        number = int(text)
+    except ValueError:
+        raise ConfigError(f"--iteration must be last, all or an iteration number, got {iteration!r}") from None
+    if number in kept:
+        return [(number, run / "clusters", "")] if number == last else [(number, kept[number], "")]
+    have = f"iterations {', '.join(map(str, kept))}" if kept else "only its last clustering (--iteration last)"
+    raise ConfigError(f"{run} kept no clustering of iteration {number}; it has {have}")
+
+
+def _one_clustering(run, cfg, name, folder, prefix, paths, labels, out, *, top_labels, grid_rows, grid_cols,
+                    tsne_points, seed, previews) -> dict:
+    """Statistics, grid, previews and t-SNE of the clustering ``name`` in ``folder`` (``run/clusters`` or one
+    of its ``iter_XX``); pictures go to ``out/prefix``, their paths in the result are relative to ``out``."""
+    d = Path(folder)
+    a = load_array(d / f"{name}_assignments.npy", "cluster assignment array")
+    if len(a) != len(paths):
+        raise ConfigError(f"{d}/{name}_assignments.npy has {len(a)} entries but videos.csv lists {len(paths)}")
+    centroids = d / f"{name}_centroids.npy"
+    k = len(load_array(centroids, "centroid array")) if centroids.exists() else int(a.max()) + 1
+    stats = clustering_stats(a, labels, k, top_labels)
+    dist_file = d / f"{name}_distances.npy"
+    dist = load_array(dist_file, "distance array") if dist_file.exists() else np.zeros(len(a))
+    audio = "audio" in _modalities(cfg, name)
+    audio_cfg = (cfg.audio if cfg is not None else PretrainConfig().audio) if audio else None
+    target = Path(out) / prefix
+    rows, shown = [], []
+    for r, c in enumerate(stats["clusters"][:grid_rows]):
+        concept = c["labels"][0]
+        caption = (f"#{c['rank']} cluster {c['cluster']} (n={c['size']})\npurity {pct(c['purity'])}%\n"
+                   f"{_short(concept[0])} ({concept[1]:.2f})")
+        nearest = closest(a, dist, c["cluster"], grid_cols)
+        rows.append((caption, [paths[i] for i in nearest]))
+        videos = []
+        for j, i in enumerate(nearest):
+            video = {"path": paths[i], "label": labels[i], "picture": f"{prefix}{name}_clips/{r}_{j}.png"}
+            if previews and clip_preview(paths[i], target / f"{name}_clips" / f"{r}_{j}.gif", audio_cfg):
+                video["preview"] = f"{prefix}{name}_clips/{r}_{j}.gif"
+            videos.append(video)
+        shown.append({"rank": c["rank"], "cluster": c["cluster"], "videos": videos})
+    title = (f"{name} clustering: top {len(rows)} clusters by purity; the videos nearest each centroid"
+             + ("; log-mel under each frame" if audio else ""))
+    grid = render_grid(rows, target / f"{name}_grid.png", title, audio_cfg, cells_dir=target / f"{name}_clips")
+    stats["grid"], stats["grid_rows"] = prefix + grid.name, shown
+    sample = None if d == Path(run) / "clusters" else d
+    stats["tsne"] = tsne_report(run, cfg, name, a, labels, target, tsne_points, seed, sample_dir=sample)
+    if "picture" in stats["tsne"]:
+        stats["tsne"]["picture"] = prefix + stats["tsne"]["picture"]
+    return stats
+
+
+def _nmi_with_previous(pages: list[dict], run) -> None:
+    """Each clustering's NMI with its clustering in the iteration before (how much it still changes)."""
+    from ..clustering.metrics import nmi
+
+    d = Path(run) / "clusters"
+    for before, page in zip(pages, pages[1:]):
+        for name, s in page["clusterings"].items():
+            if name not in before["clusterings"]:
+                continue
+            a = load_array(d / f"iter_{page['iteration']:02d}" / f"{name}_assignments.npy", "assignments")
+            b = load_array(d / f"iter_{before['iteration']:02d}" / f"{name}_assignments.npy", "assignments")
+            both = (a >= 0) & (b >= 0)
+            if both.any():
+                s["nmi_previous"] = float(nmi(a[both], b[both]))
+
+
+def clip_preview(path: str, out_gif, audio_cfg=None, frames: int = 8, seconds: float = 2.0) -> bool:
+    """A short looping GIF of the ``seconds`` in the middle of a clip (``frames`` frames, ``CELL`` pixels;
+    with ``audio_cfg`` the log-mel strip under each frame, as in the grid). False when the clip has no
+    readable video."""
+    try:
+        info = probe(path)
+        if not info.has_video:
+            return False
+        duration = info.video_duration or info.duration
+        span = min(seconds, duration)
+        video = decode_video(path, max(0.0, (duration - span) / 2), frames, frames / max(span, 1e-3),
+                             short_side=CELL)
+    except MediaError as e:
+        log.warning("clip preview: %s", e)
+        return False
+    strip = logmel_image(path, audio_cfg) if audio_cfg is not None else None
+    pictures = []
+    for frame in video:
+        img = Image.fromarray(frame).resize((CELL, CELL))
+        if strip is not None:
+            both = Image.new("RGB", (CELL, CELL + strip.height))
+            both.paste(img, (0, 0))
+            both.paste(strip, (0, CELL))
+            img = both
+        pictures.append(img)
+    out_gif = Path(out_gif)
+    out_gif.parent.mkdir(parents=True, exist_ok=True)
+    pictures[0].save(out_gif, save_all=True, append_images=pictures[1:], duration=int(1000 * span / frames),
+                     loop=0)
+    return True
 
 
 # --- the 2-D picture -----------------------------------------------------------------------------
@@ -301,19 +415,38 @@ def tsne_picture(xy: np.ndarray, clusters, labels, out_png, title: str) -> Path:
 
 
 def tsne_report(run, cfg, name: str, assignments: np.ndarray, labels, out, max_points: int = TSNE_POINTS,
-                seed: int = 0) -> dict:
-    """``<name>_tsne.png`` of the clustered videos, and what it shows (or why it was left out)."""
+                seed: int = 0, sample_dir=None) -> dict:
+    """``<name>_tsne.png`` of the clustered videos, and what it shows (or why it was left out). Features: the
+    run's last (``features/``), or with ``sample_dir`` (an ``iter_XX`` folder) the sample of the features that
+    iteration clustered (``engine.cluster_history``)."""
     if max_points <= 0:
         return {"skipped": "not asked for (tsne_points=0)"}
     valid = np.flatnonzero(np.asarray(assignments) >= 0)
-    if len(valid) < 4:
-        return {"skipped": f"{len(valid)} clustered videos are too few for t-SNE"}
-    chosen = valid
-    if len(valid) > max_points:  # drawn before reading: only these videos' features are loaded
-        chosen = np.sort(seeds.rng(seed, seeds.REPORT_SAMPLE).choice(valid, max_points, replace=False))
-    x, source = clustering_features(run, cfg, name, len(assignments), chosen)
-    if x is None:
-        return {"skipped": source}
+    if sample_dir is not None:
+        from ..engine.cluster_history import sample_features
+
+        kept = sample_features(sample_dir, name)
+        if kept is None:
+            return {"skipped": f"no sample of the features in {sample_dir}"}
+        keep = (kept[0] >= 0) & (kept[0] < len(assignments))
+        keep[keep] = np.asarray(assignments)[kept[0][keep]] >= 0
+        rows, feats = kept[0][keep], kept[1][keep]
+        if len(rows) > max_points:
+            pick = np.sort(seeds.rng(seed, seeds.REPORT_SAMPLE).choice(len(rows), max_points, replace=False))
+            rows, feats = rows[pick], feats[pick]
+        chosen, source = rows, f"a sample of the features clustered ({Path(sample_dir).name})"
+        x = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+        if len(chosen) < 4:
+            return {"skipped": f"{len(chosen)} clustered videos are too few for t-SNE"}
+    else:
+        if len(valid) < 4:
+            return {"skipped": f"{len(valid)} clustered videos are too few for t-SNE"}
+        chosen = valid
+        if len(valid) > max_points:  # drawn before reading: only these videos' features are loaded
+            chosen = np.sort(seeds.rng(seed, seeds.REPORT_SAMPLE).choice(valid, max_points, replace=False))
+        x, source = clustering_features(run, cfg, name, len(assignments), chosen)
+        if x is None:
+            return {"skipped": source}
     _, xy = tsne_2d(x, seed, max_points)
     picture = tsne_picture(xy, [int(assignments[i]) for i in chosen], [labels[i] for i in chosen],
                            Path(out) / f"{name}_tsne.png",
@@ -341,16 +474,28 @@ def _ranked(stats: dict, top: int) -> list[tuple[str, list[dict]]]:
 def _markdown(result: dict, top: int) -> str:
     lines = [f"# Clusters of {result['run']}", "",
              f"- labels: {result['labels']} ({result['matched_videos']} of {result['videos']} videos labelled)"]
-    for name, s in result["clusterings"].items():
-        z = s["sizes"]
-        lines += ["", f"## {name}", "",
-                  f"purity {pct(s['purity'])}%, NMI {s['nmi']:.3f}, ARI {s['ari']:.3f} on {s['scored']} videos; "
-                  f"k={z['k']}, sizes {z['min']}-{z['max']}, {z['empty']} empty; grid: {s['grid']}"
-                  + (f"; t-SNE: {s['tsne']['picture']}" if "picture" in s.get("tsne", {}) else "")]
-        for heading, rows in _ranked(s, top):
-            lines += ["", f"### {heading}", "", "| # | cluster | size | concepts (fraction) |", "|---|---|---|---|"]
-            lines += [f"| {c['rank']} | {c['cluster']} | {c['size']} | {_concepts(c)} |" for c in rows]
+    pages = result.get("iterations") or [{"iteration": result.get("iteration"), "clusterings": result["clusterings"]}]
+    if len(pages) > 1:
+        lines += ["", "## Every iteration", "", "| iteration | clustering | purity % | NMI | ARI | NMI with previous |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {p['iteration']} | {name} | {pct(s['purity'])} | {s['nmi']:.3f} | {s['ari']:.3f} | "
+                  f"{_num(s.get('nmi_previous'))} |" for p in pages for name, s in p["clusterings"].items()]
+    for page in pages:
+        when = f" (iteration {page['iteration']})" if page["iteration"] is not None else ""
+        for name, s in page["clusterings"].items():
+            z = s["sizes"]
+            lines += ["", f"## {name}{when}", "",
+                      f"purity {pct(s['purity'])}%, NMI {s['nmi']:.3f}, ARI {s['ari']:.3f} on {s['scored']} videos; "
+                      f"k={z['k']}, sizes {z['min']}-{z['max']}, {z['empty']} empty; grid: {s['grid']}"
+                      + (f"; t-SNE: {s['tsne']['picture']}" if "picture" in s.get("tsne", {}) else "")]
+            for heading, rows in _ranked(s, top):
+                lines += ["", f"### {heading}", "", "| # | cluster | size | concepts (fraction) |", "|---|---|---|---|"]
+                lines += [f"| {c['rank']} | {c['cluster']} | {c['size']} | {_concepts(c)} |" for c in rows]
     return "\n".join(lines)
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _clip_link(path: str) -> str:
@@ -367,7 +512,7 @@ def _grid_html(name: str, s: dict) -> list[str]:
     e = html.escape
     by_rank = {c["rank"]: c for c in s["clusters"]}
     parts = [f"<h3>The clips nearest the centroids of the top {len(s.get('grid_rows', []))} clusters</h3>",
-             "<p class='note'>Click a picture to open the clip.</p>"]
+             "<p class='note'>Point at a picture to play a short looping preview; click it to open the clip.</p>"]
     for row in s.get("grid_rows", []):
         c = by_rank[row["rank"]]
         parts.append(f"<div class='cluster'><p class='caption'><strong>#{c['rank']}: cluster {c['cluster']}</strong> "
@@ -375,8 +520,10 @@ def _grid_html(name: str, s: dict) -> list[str]:
         for v in row["videos"]:
             file_name = os.path.basename(v["path"])
             label = v["label"] if v["label"] is not None else "no label"
+            moving = (f"<img class='preview' src='{e(v['preview'])}' alt='{e(file_name)}' loading='lazy'>"
+                      if v.get("preview") else "")
             parts.append(f"<figure><a href='{e(_clip_link(v['path']))}' title='{e(v['path'])}'>"
-                         f"<img src='{e(v['picture'])}' alt='{e(file_name)}'></a>"
+                         f"<img class='still' src='{e(v['picture'])}' alt='{e(file_name)}'>{moving}</a>"
                          f"<figcaption>{e(file_name)}<br>{e(str(label))}</figcaption></figure>")
         parts.append("</div></div>")
     parts.append(f"<details><summary>The same clips as one picture ({e(s['grid'])})</summary>"
@@ -396,6 +543,8 @@ def _tsne_html(name: str, s: dict) -> list[str]:
 
 
 def _html(result: dict, top: int) -> str:
+    """The report page; with several iterations, a table of all of them and one section each, with links (and,
+    where scripts run, only the chosen iteration shown) to move between them."""
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>avssl clusters</title><style>"
              "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -403,14 +552,51 @@ def _html(result: dict, top: int) -> str:
              ".clips{display:flex;flex-wrap:wrap;gap:6px}figure{margin:0;width:100px;font-size:11px}"
              "figcaption{overflow-wrap:anywhere}"
              "figure img{display:block;border:1px solid #ccc}.caption{margin:1em 0 .3em}.note{color:#555}"
+             "figure img.preview{display:none}figure:hover img.preview{display:block}"
+             "figure:hover img.still:not(:only-child){display:none}"
+             "nav.iterations a{margin-right:.6em}nav.iterations a.here{font-weight:bold}"
              "img{max-width:100%}</style></head><body>",
              f"<h1>Clusters of {e(result['run'])}</h1>",
              f"<p>Labels: {e(result['labels'])} ({result['matched_videos']} of {result['videos']} videos).</p>"]
-    for name, s in result["clusterings"].items():
+    pages = result.get("iterations")
+    if not pages:
+        if result.get("iteration") is not None:
+            parts.append(f"<p>The clustering of iteration {result['iteration']}.</p>")
+        parts += _clusterings_html(result["clusterings"], top, 2)
+        parts.append("</body></html>")
+        return "\n".join(parts)
+    ids = [f"iteration-{p['iteration']}" for p in pages]
+    parts += ["<h2>Every iteration</h2><table><tr><th>iteration</th><th>clustering</th><th>purity %</th><th>NMI</th>"
+              "<th>ARI</th><th>NMI with the previous iteration</th></tr>"]
+    parts += [f"<tr><td><a href='#{i}'>{p['iteration']}</a></td><td>{e(name)}</td><td>{pct(s['purity'])}</td>"
+              f"<td>{s['nmi']:.3f}</td><td>{s['ari']:.3f}</td><td>{_num(s.get('nmi_previous'))}</td></tr>"
+              for i, p in zip(ids, pages) for name, s in p["clusterings"].items()]
+    parts.append("</table>")
+    for n, (i, page) in enumerate(zip(ids, pages)):
+        links = " ".join(f"<a href='#{j}'{' class=here' if j == i else ''}>{p['iteration']}</a>"
+                         for j, p in zip(ids, pages))
+        step = (f"<a href='#{ids[n - 1]}'>&larr; previous</a>" if n else "") + \
+               (f" <a href='#{ids[n + 1]}'>next &rarr;</a>" if n + 1 < len(ids) else "")
+        parts += [f"<section class='iteration' id='{i}'><h2>Iteration {page['iteration']}</h2>",
+                  f"<nav class='iterations'>Iteration: {links} &nbsp; {step}</nav>",
+                  *_clusterings_html(page["clusterings"], top, 3), "</section>"]
+    parts.append("<script>(function(){var ids=%s;function show(){var h=location.hash.slice(1);"
+                 "if(ids.indexOf(h)<0)h=ids[ids.length-1];ids.forEach(function(i){"
+                 "document.getElementById(i).style.display=i==h?'':'none';});}"
+                 "window.addEventListener('hashchange',show);show();})();</script>" % json.dumps(ids))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _clusterings_html(clusterings: dict, top: int, level: int) -> list[str]:
+    e = html.escape
+    parts = []
+    for name, s in clusterings.items():
         z = s["sizes"]
-        parts += [f"<h2>{e(name)}</h2>",
+        previous = f"; NMI with the previous iteration {s['nmi_previous']:.3f}" if "nmi_previous" in s else ""
+        parts += [f"<h{level}>{e(name)}</h{level}>",
                   f"<p>purity {pct(s['purity'])}%, NMI {s['nmi']:.3f}, ARI {s['ari']:.3f} on {s['scored']} videos; "
-                  f"k={z['k']}, sizes {z['min']}&ndash;{z['max']}, {z['empty']} empty</p>",
+                  f"k={z['k']}, sizes {z['min']}&ndash;{z['max']}, {z['empty']} empty{previous}</p>",
                   *_grid_html(name, s), *_tsne_html(name, s)]
         for heading, rows in _ranked(s, top):
             parts.append(f"<h3>{e(heading)}</h3><table><tr><th>#</th><th>cluster</th><th>size</th>"
@@ -418,5 +604,4 @@ def _html(result: dict, top: int) -> str:
             parts += [f"<tr><td>{c['rank']}</td><td>{c['cluster']}</td><td>{c['size']}</td>"
                       f"<td>{e(_concepts(c))}</td></tr>" for c in rows]
             parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts

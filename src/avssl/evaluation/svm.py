@@ -22,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 from sklearn.svm import LinearSVC
 
+from .grid_report import BEST_OVER_GRID, REPORTING, best_over_grid
 from .features import Features, evaluate_frozen, load_source, with_audio_seconds, with_pool
 from .recipes import DEFAULT_SVM_RECIPE, svm_recipe
 from .splits import Fold, carve_validation, check_options, choose, describe_choice
@@ -56,7 +57,8 @@ def svm_eval(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
                         "test_accuracy": _accuracy(fit_svm(x_train, y_train, c, seed), x_test, y_test)}
     c = choose(sweep) if sweep else cs[0]
     accuracy = sweep[c]["test_accuracy"] if sweep else _accuracy(fit_svm(x_train, y_train, c, seed), x_test, y_test)
-    return {"accuracy": accuracy, "C": c, "sweep": {str(k): v for k, v in sweep.items()}}
+    return {"accuracy": accuracy, BEST_OVER_GRID: best_over_grid(sweep), "C": c,
+            "sweep": {str(k): v for k, v in sweep.items()}}
 
 
 def svm_probe(encoders, data, out, *, modality: str = "video", folds="all", recipe: str = DEFAULT_SVM_RECIPE,
@@ -85,11 +87,13 @@ def svm_probe(encoders, data, out, *, modality: str = "video", folds="all", reci
         return svm_eval(train.x, fold.encode(train.labels), test.x, fold.encode(test.labels), cs, val_fraction, seed)
 
     settings = {"recipe": recipe, "Cs": list(cs), "val_fraction": val_fraction, "clips": clips, "pool": pool,
-                "preprocessing": "L2-normalise, then standardise with training statistics"}
+                "preprocessing": "L2-normalise, then standardise with training statistics",
+                **({"reporting": REPORTING} if len(cs) > 1 else {})}
     if modality == "audio":
         settings["audio_seconds"] = audio_seconds or "as trained"
     return evaluate_frozen(
-        "svm", "Linear SVM on frozen video-level features", encoders, data, out, evaluate, ["accuracy"],
+        "svm", "Linear SVM on frozen video-level features", encoders, data, out, evaluate,
+        ["accuracy", BEST_OVER_GRID] if len(cs) > 1 else ["accuracy"],
         modality=modality, level="video", train_clips=clips, test_clips=clips, folds=folds, settings=settings,
         details=_details, preset=preset, seed=seed, cache_dir=cache_dir, device=device, batch_size=extract_batch_size,
         progress=progress)

@@ -20,6 +20,7 @@ from torch import nn
 from ..data.dataset import clip_spec
 from ..data.views import RelaxedViews
 from ..losses.crisscross_loss import Branch, crisscross_loss, negative_cosine
+from ..models.common_predictor import CommonPredictor
 from ..models.heads import predictor, projector
 from .base import PretextMethod
 
@@ -40,7 +41,9 @@ class CrissCross(PretextMethod):
         dims = x.projector_dims or [4 * width] * 3  # 512 -> 2048 x 3 at full width, as Table S7
         hidden = x.predictor_hidden or width  # 2048 -> 512 -> 2048 at full width, as Table S8
         self.projectors = nn.ModuleDict({m: projector(self.encoders[m].out_dim, dims) for m in self.slots})
-        self.predictors = nn.ModuleDict({m: predictor(dims[-1], hidden) for m in self.slots})
+        # Table 3's "comm. pred.": one predictor for both modalities (models.common_predictor)
+        self.predictors = (CommonPredictor(self.slots, dims[-1], hidden) if x.common_predictor
+                           else nn.ModuleDict({m: predictor(dims[-1], hidden) for m in self.slots}))
         self.terms = x.terms()
         self.needs = {"video": bool(_VIDEO_TERMS & set(self.terms)), "audio": bool(_AUDIO_TERMS & set(self.terms))}
 

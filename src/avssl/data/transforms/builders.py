@@ -60,13 +60,19 @@ def audio_wave_transform(train: bool, volume_jitter: float = 0.1) -> Compose:
     return Compose([VolumeJitter(volume_jitter)] if train and volume_jitter > 0 else [])
 
 
-def spectrogram_transform(train: bool, time_mask: int = 0, freq_mask: int = 0, random_crop: bool = False) -> Compose:
-    """Log-mel augmentation when training: the random resized crop if ``random_crop``, then two time
-    masks of up to ``time_mask`` frames and two frequency masks of up to ``freq_mask`` bands
-    (CrissCross Table S2: 20 and 10); identity otherwise."""
+def spectrogram_transform(train: bool, time_mask: int = 0, freq_mask: int = 0, random_crop: bool = False,
+                          time_warp: int = 0) -> Compose:
+    """Log-mel augmentation when training: the random resized crop if ``random_crop``, a time warp of up
+    to ``time_warp`` frames (``time_warp.TimeWarp``, Table S2: 20), then two time masks of up to
+    ``time_mask`` frames and two frequency masks of up to ``freq_mask`` bands (CrissCross Table S2: 20
+    and 10); identity otherwise."""
     if not train:
         return Compose([])
     steps: list[Callable] = [RandomResizedSpecCrop()] if random_crop else []
+    if time_warp > 0:
+        from .time_warp import TimeWarp
+
+        steps.append(TimeWarp(time_warp))
     if time_mask > 0:
         steps.append(TimeMask(time_mask, num_masks=2))
     if freq_mask > 0:
