@@ -56,3 +56,26 @@ def code_state(paths) -> dict:
         except OSError:
             sha[p] = None
     return {"git_head": head, "uncommitted": dirty, "sha1": sha}
+
+
+def benchmark_parser(doc: str):
+    """The options every benchmark script shares: --quick (tiny sizes, for the tests), --out, --md."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): for the tests")
+    p.add_argument("--out", help="write the result JSON here (it is always printed)")
+    p.add_argument("--md", help="write the markdown table here")
+    return p
+
+
+def write_outputs(args, results: dict, table: str) -> None:
+    """The result JSON to --out, the markdown table to --md and to stdout."""
+    import json
+    from pathlib import Path
+
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    if args.md:
+        Path(args.md).write_text(table)
+    print(table)

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_common import code_state, machine_info as common_machine_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from bench_common import benchmark_parser, code_state, machine_info as common_machine_info, write_outputs  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 GOALS = {"overhead_max": 1.15, "peak_anon_over_array_max": 1.0}  # "well under 2x": we ask for < 1x
 
@@ -489,12 +489,8 @@ def markdown(results: dict) -> str:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): for the tests")
+    p = benchmark_parser(__doc__)
     p.add_argument("--part", choices=("A", "B", "both"), default="both")
-    p.add_argument("--out", help="write the result JSON here (it is always printed)")
-    p.add_argument("--md", help="write the markdown tables here")
     p.add_argument("--workdir", help="where part B writes its .npy (default: a temp dir under /tmp)")
     p.add_argument("--keep", action="store_true", help="keep (and reuse) part B's .npy")
     p.add_argument("--sizes", default="20000,100000", help="part A: N values")
@@ -557,11 +553,7 @@ def main(argv=None) -> dict:
     results["summary"] = summary
     table = markdown(results)
     results["markdown"] = table
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
-    if args.md:
-        Path(args.md).write_text(table)
-    print(table)
+    write_outputs(args, results, table)
     print("RESULT_JSON " + json.dumps({"benchmark": "kmeans", "summary": summary}))
     return results
 

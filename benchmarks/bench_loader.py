@@ -36,7 +36,6 @@ Goals (issue): sampler >= 0.8 x raw clips/s; log-mel <= 5% of the raw decode tim
 """
 from __future__ import annotations
 
-import argparse
 import cProfile
 import dataclasses
 import json
@@ -55,7 +54,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from avssl.config import preset
-from bench_common import code_state, machine_info as common_machine_info  # benchmarks/ is on sys.path when run as a script
+from bench_common import benchmark_parser, code_state, machine_info as common_machine_info, write_outputs  # benchmarks/ is on sys.path when run as a script
 from avssl.data.dataset import (
     clip_spec,
     collate_clips,
@@ -496,11 +495,7 @@ def markdown(results: dict) -> str:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): for the tests")
-    p.add_argument("--out", help="write the result JSON here (it is always printed)")
-    p.add_argument("--md", help="write the markdown table here")
+    p = benchmark_parser(__doc__)
     p.add_argument("--workdir", help="keep the generated videos here and reuse them (default: a temp dir, removed)")
     p.add_argument("--resolutions", default="320x240,640x360")
     p.add_argument("--gops", default="default,30", help="'default' (x264: 250) and/or keyframe intervals")
@@ -559,12 +554,7 @@ def main(argv=None) -> dict:
     }
     table = markdown(results)
     results["markdown"] = table
-    text = json.dumps(results, indent=1)
-    if args.out:
-        Path(args.out).write_text(text)
-    if args.md:
-        Path(args.md).write_text(table)
-    print(table)
+    write_outputs(args, results, table)
     print("RESULT_JSON " + json.dumps({k: results[k] for k in ("benchmark", "summary")}))
     return results
 

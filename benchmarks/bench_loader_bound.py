@@ -39,7 +39,6 @@ epochs of the sampler with 0, 1, 2 ... workers, alternated epoch by epoch.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -56,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from bench_common import code_state, machine_info  # benchmarks/ is on sys.path when run as a script
+from bench_common import benchmark_parser, code_state, machine_info, write_outputs  # benchmarks/ is on sys.path when run as a script
 from bench_loader import ensure_videos
 
 from avssl.config import preset
@@ -389,11 +388,7 @@ def markdown(results: dict) -> str:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): for the tests")
-    p.add_argument("--out", help="write the result JSON here (it is always printed)")
-    p.add_argument("--md", help="write the markdown table here")
+    p = benchmark_parser(__doc__)
     p.add_argument("--workdir", help="keep the generated and prepared videos here and reuse them")
     p.add_argument("--presets", default="xdc-paper,cpu-small")
     p.add_argument("--resolution", default="640x360")
@@ -438,11 +433,7 @@ def main(argv=None) -> dict:
     results["load_average_at_end"] = os.getloadavg()
     table = markdown(results)
     results["markdown"] = table
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
-    if args.md:
-        Path(args.md).write_text(table)
-    print(table)
+    write_outputs(args, results, table)
     summary = {p["preset"]: {s["set"]: s["sampler_over_bound"] for s in p["sets"]} for p in results["presets"]}
     print("RESULT_JSON " + json.dumps({"benchmark": "loader_bound", "sampler_over_bound": summary}))
     return results

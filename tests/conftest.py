@@ -12,11 +12,11 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory):
-    """A tiny labelled demo world (real mp4 files with audio): 4 classes x 6 clips."""
+    """A tiny labelled demo world (real mp4 files with audio): 4 classes x 6 clips, 2 of each held out."""
     from avssl.data.demo_world import DemoWorldConfig, generate_demo_world
 
     out = tmp_path_factory.mktemp("tiny_world")
-    cfg = DemoWorldConfig(num_classes=4, clips_per_class=6, duration=2.5, seed=0)
+    cfg = DemoWorldConfig(num_classes=4, clips_per_class=6, duration=2.5, test_fraction=0.25, seed=0)
     return generate_demo_world(out, cfg, workers=1, progress=False)
 
 

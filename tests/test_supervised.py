@@ -139,7 +139,7 @@ def test_sweep_runs_supervised_once_beside_scratch_and_xdc(tiny_world, tmp_path)
 
 
 def test_demo_prints_superv_beside_scratch(tmp_path):
-    world = DemoWorldConfig(num_classes=3, clips_per_class=4, duration=2.5, seed=4)
+    world = DemoWorldConfig(num_classes=3, clips_per_class=4, duration=2.5, test_fraction=0.25, seed=4)
     result = run_demo(tmp_path / "demo", methods=("scratch", "supervised"), preset="cpu-tiny", world=world,
                       overrides=["iterations=1"], progress=False)
     assert result["markdown"].splitlines()[0] == "| Linear probe top-1 (%) | Scratch | Superv |"

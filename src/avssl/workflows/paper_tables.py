@@ -12,7 +12,7 @@ each table's ``notes`` say which.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
