@@ -527,8 +527,9 @@ def main(argv=None) -> dict:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine,
         "code": code_state([f"src/avssl/data/{name}.py"
-                            for name in ("media", "dataset", "logmel", "decoded_cache", "transforms/geometry",
-                                         "transforms/colour", "transforms/audio", "transforms/builders")]),
+                            for name in ("media/source", "media/video", "media/audio", "media/decode", "dataset",
+                                         "logmel", "decoded_cache", "transforms/geometry", "transforms/colour",
+                                         "transforms/audio", "transforms/builders")]),
         "config": {k: v for k, v in vars(args).items() if k not in ("out", "md")},
         "goals": GOALS,
         "sets": [],

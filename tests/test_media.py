@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from avssl.data import media
+from avssl.data.media import audio as media_audio, source as media_source, video as media_video
 from avssl.data.media import (
     AUDIO_SLACK,
     MediaInfo,
@@ -176,9 +176,9 @@ def test_clip_matches_separate_video_and_audio_decodes(files):
 def _audio_from_seek_point(path, start: float, seek_stream: str, rate: int = 16000) -> np.ndarray:
     """The audio of the whole file after decode_clip's seek for a window at ``start``, resampled from
     the seek point on (what decode_clip did before it skipped the audio before the lead-in)."""
-    with media._Source(path) as src:
-        src.seek(start - media._audio_margins(src.audio)[1], getattr(src, seek_stream))
-        sink = media._AudioSink(src, rate, 0, None)  # window from 0: no frame counts as early
+    with media_source.Source(path) as src:
+        src.seek(start - media_audio.audio_margins(src.audio)[1], getattr(src, seek_stream))
+        sink = media_audio.AudioSink(src, rate, 0, None)  # window from 0: no frame counts as early
         src.pump({src.audio.index: sink})
         return sink.finish(None)
 
@@ -198,9 +198,9 @@ def test_audio_before_the_lead_in_is_skipped_bit_identically(files, name):
         alone = decode_audio(path, start, 0.5)
         np.testing.assert_array_equal(alone, _audio_from_seek_point(path, start, "audio")[window])
     if name.startswith("longgop"):  # the skip did happen: resampling began shortly before the window
-        with media._Source(path) as src:
-            src.seek(2.35 - media._audio_margins(src.audio)[1], src.video)
-            sink = media._AudioSink(src, 16000, window.start, window.stop)
+        with media_source.Source(path) as src:
+            src.seek(2.35 - media_audio.audio_margins(src.audio)[1], src.video)
+            sink = media_audio.AudioSink(src, 16000, window.start, window.stop)
             src.pump({src.audio.index: sink})
             assert 2.0 < sink.begin / 16000 < 2.35
 
@@ -210,7 +210,7 @@ def test_time_base_arithmetic_matches_fractions():
     rng = np.random.default_rng(0)
     for tb in [Fraction(1, 15360), Fraction(1, 1000), Fraction(1, 44100), Fraction(1001, 30000), Fraction(1, 90000)]:
         for ticks in [0, 1, 512, 1001, *rng.integers(-10**6, 10**12, 200).tolist()]:
-            assert media._seconds(ticks, (tb.numerator, tb.denominator)) == float(ticks * tb)
+            assert media_source.seconds(ticks, (tb.numerator, tb.denominator)) == float(ticks * tb)
 
 
 def test_filter_graphs_are_reused_across_clips_and_files(files):
@@ -219,12 +219,12 @@ def test_filter_graphs_are_reused_across_clips_and_files(files):
     clips = [(files("tone"), 0.5, 16), (files("fps25"), 1.0, 16), (files("tone"), 2.0, 24), (files("fps25"), 0.2, 16)]
     fresh = []
     for path, start, side in clips:
-        media._GRAPHS.graphs.clear()
+        media_video.GRAPHS.graphs.clear()
         fresh.append(decode_video(path, start, 8, FPS, short_side=side))
-    graphs = dict(media._GRAPHS.graphs)
+    graphs = dict(media_video.GRAPHS.graphs)
     for (path, start, side), want in zip(clips * 2, fresh * 2):
         np.testing.assert_array_equal(decode_video(path, start, 8, FPS, short_side=side), want)
-    assert all(media._GRAPHS.graphs[key] is graph for key, graph in graphs.items())  # reused, not rebuilt
+    assert all(media_video.GRAPHS.graphs[key] is graph for key, graph in graphs.items())  # reused, not rebuilt
 
 
 class _Clips(torch.utils.data.Dataset):
@@ -235,7 +235,7 @@ class _Clips(torch.utils.data.Dataset):
         return 2
 
     def __getitem__(self, i):
-        return decode_video(self.path, 0.5 + i, 8, FPS, short_side=16), len(media._GRAPHS.graphs), os.getpid()
+        return decode_video(self.path, 0.5 + i, 8, FPS, short_side=16), len(media_video.GRAPHS.graphs), os.getpid()
 
 
 def test_forked_loader_workers_build_their_own_graphs(files):
@@ -243,7 +243,7 @@ def test_forked_loader_workers_build_their_own_graphs(files):
     (and can exit: a graph with threads could not even be freed in a forked child)."""
     path = files("tone")
     want = [decode_video(path, 0.5 + i, 8, FPS, short_side=16) for i in range(2)]
-    assert media._GRAPHS.graphs
+    assert media_video.GRAPHS.graphs
     ctx = torch.multiprocessing.get_context("fork")
     loader = torch.utils.data.DataLoader(_Clips(path), batch_size=None, num_workers=1, multiprocessing_context=ctx,
                                          timeout=60)

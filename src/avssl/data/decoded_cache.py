@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avssl.data.media import _EPS, AUDIO_SLACK, _check_positive, _decode_full
+from avssl.data.media.decode import decode_full_measured
+from avssl.data.media.source import AUDIO_SLACK, EPS, check_positive
 from avssl.errors import MediaError
 
 # Part of the key: bump when what an entry holds changes, so old entries are not misread.
@@ -61,13 +62,13 @@ class DecodedMedia:
         source frame past the end repeats the last frame; further is a MediaError."""
         if self.video is None:
             raise ValueError("this cache was built with video=False")
-        _check_positive(num_frames=num_frames)
+        check_positive(num_frames=num_frames)
         self._check_start(start)
         clip_end = start + num_frames / self.fps
-        if clip_end > self.video_end + self.frame_duration + _EPS:
+        if clip_end > self.video_end + self.frame_duration + EPS:
             span = f"[{start:.3f}, {clip_end:.3f}]"
             raise MediaError(self.path, f"clip {span} s exceeds video duration {self.video_end:.3f} s")
-        first = math.floor((start + _EPS) * self.fps)
+        first = math.floor((start + EPS) * self.fps)
         count = len(self.video)
         if first + num_frames <= count:
             return np.array(self.video[first : first + num_frames])
@@ -78,7 +79,7 @@ class DecodedMedia:
         ``decode_audio`` returns them; up to ``AUDIO_SLACK`` s past the end is zero-padded."""
         if self.audio is None:
             raise ValueError("this cache was built with audio=False")
-        _check_positive(duration=duration)
+        check_positive(duration=duration)
         self._check_start(start)
         rate, count = self.sample_rate, len(self.audio)
         first = round(start * rate)
@@ -107,9 +108,9 @@ class DecodedCache:
     ):
         if not (video or audio):
             raise ValueError("DecodedCache needs video=True, audio=True or both")
-        _check_positive(fps=fps, sample_rate=sample_rate)
+        check_positive(fps=fps, sample_rate=sample_rate)
         if short_side is not None:
-            _check_positive(short_side=short_side)
+            check_positive(short_side=short_side)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.fps, self.short_side, self.sample_rate = float(fps), short_side, int(sample_rate)
@@ -159,7 +160,7 @@ class DecodedCache:
         try:
             tmp.chmod(0o755)  # mkdtemp makes it private; the entry may be shared with other users
             try:
-                full = _decode_full(path, self.fps, self.short_side, self.sample_rate, self.video, self.audio)
+                full = decode_full_measured(path, self.fps, self.short_side, self.sample_rate, self.video, self.audio)
             except MediaError as e:
                 _write(tmp / "error.json", json.dumps({"reason": e.reason}).encode())
             else:

@@ -1,0 +1,149 @@
+"""Audio samples of a window, downmixed to mono and resampled on a grid shared with whole-file decodes.
+
+Usage (inside a decode, see :mod:`avssl.data.media.decode`)::
+
+    sink = AudioSink(src, sample_rate, first, stop)
+"""
+from __future__ import annotations
+
+import math
+
+import av
+import numpy as np
+
+from avssl.errors import MediaError
+
+from .source import AUDIO_SLACK, EPS, SHORTFALL, Reseek, Source, frame_time, shortfall, time_base_of
+
+class AudioSink:
+    """Decoded audio, downmixed to mono and resampled to ``rate``, as output samples with global
+    indices (sample k is at time k / rate). Resampling starts on an input sample whose time is
+    also on the output grid, so a window decoded after a seek has the same samples as the same
+    window cut from a whole-file decode."""
+
+    def __init__(self, src: Source, rate: int, first: int, stop: int | None):
+        self.src, self.stream, self.rate = src, src.audio, rate
+        self.time_base = time_base_of(self.stream)
+        self.first, self.stop = first, stop  # window [first, stop) in output samples; stop None: to the end
+        self.lead_in = audio_margins(self.stream)[1]
+        # AAC decoders also emit the encoder's padding after the last real sample; a precise
+        # stream duration in the header (mp4) says where the real audio ends.
+        self.declared_end = src.end_of(self.stream, precise=True)
+        self.limit = None if self.declared_end is None else round(self.declared_end * rate)
+        self.may_reseek = False
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        self.begin = None  # global index of the first resampled sample
+        self.skipped_to = None  # end (seconds) of the audio skipped as long before the window
+        self.chunks: list[np.ndarray] = []
+        self.count = 0
+
+    def _available(self) -> int:
+        """Global index one past the last real sample decoded so far."""
+        end = self.begin + self.count
+        return end if self.limit is None else min(end, self.limit)
+
+    def _done(self) -> bool:
+        return self.stop is not None and self.begin is not None and self._available() >= self.stop
+
+    def _add(self, frames):
+        for out in frames:
+            if out is not None:  # a pass-through resampler flushes as [None]
+                samples = out.to_ndarray().reshape(-1)
+                self.chunks.append(samples)
+                self.count += samples.size
+
+    def _start(self, frame, t: float):
+        """Trim the first frame so resampling starts on a shared input/output grid point at or
+        after time 0; returns the trimmed frame, or None if the whole frame lies before."""
+        rate_in = frame.sample_rate
+        g = math.gcd(rate_in, self.rate)
+        period = rate_in // g  # input samples between points on both grids
+        index = round(t * rate_in)
+        aligned = -(-max(index, 0) // period) * period
+        skip = aligned - index
+        if skip >= frame.samples:
+            return None
+        self.begin = aligned // period * (self.rate // g)
+        if skip:
+            array = frame.to_ndarray()
+            step = 1 if frame.format.is_planar else len(frame.layout.channels)
+            trimmed = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(array[:, skip * step :]), format=frame.format.name, layout=frame.layout.name
+            )
+            trimmed.sample_rate = rate_in
+            frame = trimmed
+        return frame
+
+    def _long_before(self, frame, t: float) -> bool:
+        """Whether ``frame`` ends so long before the window that resampling can start after it: the
+        next frame's first grid point (grid points are 1 / gcd(rates) s apart) still leaves the
+        resampler the lead-in of real samples before the window, so the window's samples are the
+        same. The decoder has decoded the frame anyway, so its state is unchanged."""
+        grid = 1 / math.gcd(frame.sample_rate, self.rate)
+        return t + frame.samples / frame.sample_rate < self.first / self.rate - self.lead_in - grid
+
+    def push(self, frame) -> bool:
+        if self.begin is None:
+            t = frame_time(self.src, frame, self.time_base)
+            stamped = t is not None
+            if not stamped:
+                t = 0.0
+            if self.may_reseek and t > self.first / self.rate - audio_margins(self.stream)[0] + EPS:
+                raise Reseek
+            # The seek went to the video keyframe, often seconds before the window: skip converting
+            # and resampling that audio.
+            if stamped and self._long_before(frame, t):
+                self.skipped_to = t + frame.samples / frame.sample_rate
+                return False
+            frame = self._start(frame, t)
+            if frame is None:
+                return False
+        frame.pts = None  # we keep time ourselves; no timestamp-based resampler behaviour
+        try:
+            self._add(self.resampler.resample(frame))
+        except ValueError as e:  # the stream changed rate or layout mid-way
+            raise MediaError(self.src.path, f"audio format changes mid-stream ({e})") from None
+        return self._done()
+
+    def finish(self, reason: str | None) -> np.ndarray:
+        """The stream ended (cleanly, or with FFmpeg's ``reason``) or the window is complete: the
+        window's samples, zero-padded where the audio has not started yet or has just ended."""
+        path = self.src.path
+        if self.begin is None and self.skipped_to is not None:
+            # All the audio ended long before the window: no samples, which the checks below report.
+            self.begin = math.ceil(self.skipped_to * self.rate - EPS)
+        if self.begin is None:
+            if self.may_reseek:
+                raise Reseek
+            raise MediaError(path, "no decodable audio" + (f" ({reason})" if reason else ""))
+        if not self._done():
+            self._add(self.resampler.resample(None))
+        available = self._available()
+        self.audio_end = available / self.rate
+        why = shortfall(self.audio_end, self.declared_end, SHORTFALL, reason)
+        if self.stop is None:
+            if why:
+                raise MediaError(path, f"audio data ends at {self.audio_end:.3f} s{why}")
+            stop = available
+        else:
+            stop = self.stop
+            if (stop - available) / self.rate > AUDIO_SLACK:
+                span = f"[{self.first / self.rate:.3f}, {stop / self.rate:.3f}]"
+                raise MediaError(path, f"window {span} s exceeds audio duration {self.audio_end:.3f} s{why}")
+        have = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        out = np.zeros(stop - self.first, np.float32)
+        lo, hi = max(self.first, self.begin), min(stop, available)
+        if hi > lo:
+            out[lo - self.first : hi - self.first] = have[lo - self.begin : hi - self.begin]
+        return out
+
+
+def audio_margins(stream) -> tuple[float, float]:
+    """(needed, lead_in) in seconds. ``needed``: audio that must be decoded before a window,
+    because AAC-like codecs rebuild a frame from the previous one (MDCT overlap) and the
+    resampler needs some history. ``lead_in``: how far before the window to seek, one frame more
+    than needed so that a seek landing exactly there still satisfies ``needed``."""
+    codec = stream.codec_context
+    frame = codec.frame_size / codec.sample_rate if codec.sample_rate else 0.0
+    needed = frame + 0.01
+    return needed, needed + max(frame, 0.01)
