@@ -13,6 +13,8 @@ from __future__ import annotations
 # numpy is imported by ``rng``: the config (which checks seed ranges) imports this module.
 
 # Streams of ``rng``: one number per use, so that two uses of one seed never draw the same numbers.
+DEMO_CLIP = 0  # one demo-world clip's nuisances and noise (keys: class, index)
+DEMO_HELD_OUT = 1  # which demo-world clips of a class are held out (key: class)
 SPLIT = 17  # the validation split carved from training videos (evaluation)
 SYNC_SUBSET = 23  # the videos ``avssl eval sync`` scores
 SYNC_SHIFTS = 29  # the shifted audio of its negatives
