@@ -55,13 +55,8 @@ from torch.utils.data import DataLoader
 
 from avssl.config import preset
 from bench_common import benchmark_parser, code_state, machine_info as common_machine_info, write_outputs  # benchmarks/ is on sys.path when run as a script
-from avssl.data.dataset import (
-    clip_spec,
-    collate_clips,
-    logmel_config,
-    make_dataset,
-    prepare_entries,
-)
+from avssl.data.dataset import collate_clips, prepare_entries
+from avssl.data.pipeline import clip_spec, logmel_config, make_dataset
 from avssl.data.decoded_cache import DecodedCache
 from avssl.data.logmel import LogMelSpectrogram
 from avssl.data.manifest import Manifest, ManifestItem

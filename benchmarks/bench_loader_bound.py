@@ -59,7 +59,8 @@ from bench_common import benchmark_parser, code_state, machine_info, write_outpu
 from bench_loader import ensure_videos
 
 from avssl.config import preset
-from avssl.data.dataset import clip_spec, collate_clips, make_dataset
+from avssl.data.dataset import collate_clips
+from avssl.data.pipeline import clip_spec, make_dataset
 from avssl.data.manifest import Manifest, ManifestItem
 from avssl.data.media import decode_clip
 from avssl.data.prepare import prepare_dataset, target_for

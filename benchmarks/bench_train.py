@@ -164,7 +164,8 @@ def bare_epoch(method, optimizer, batches, precision, memory_format) -> int:
 def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
     from dataclasses import replace
 
-    from avssl.data.dataset import collate_clips, num_workers
+    from avssl.data.dataset import collate_clips
+    from avssl.data.pipeline import num_workers
     from avssl.engine.iteration import IterationContext
     from avssl.engine.pretrain import Pretrainer
     from avssl.engine.schedule import build_optimizer

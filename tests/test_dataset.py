@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from avssl.config import resolve
-from avssl.data.dataset import ClipDataset, VideoEntry, clip_spec, logmel_config, make_dataset
+from avssl.data.dataset import ClipDataset, VideoEntry
+from avssl.data.pipeline import clip_spec, logmel_config, make_dataset
 from avssl.data.media import decode_clip
 from avssl.data.samplers import RandomClipSampler
 from avssl.data.transforms import Compose, RandomHorizontalFlip, to_tensor_video
@@ -86,7 +87,7 @@ def test_num_workers_auto_and_explicit():
     import torch
 
     from avssl.config import LoaderConfig, resolve
-    from avssl.data.dataset import num_workers
+    from avssl.data.pipeline import num_workers
     from avssl.errors import ConfigError
 
     assert num_workers(LoaderConfig(workers=3), torch.device("cpu")) == 3

@@ -10,7 +10,7 @@ import pytest
 
 from avssl.cli import main
 from avssl.config import resolve
-from avssl.data.dataset import clip_spec
+from avssl.data.pipeline import clip_spec
 from avssl.data.media import decode_clip
 from avssl.data.samplers import DenseClipSampler
 from avssl.data.writer import write_av

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from avssl.config import preset, resolve
-from avssl.data.dataset import clip_spec, prepare_entries
+from avssl.data.dataset import prepare_entries
+from avssl.data.pipeline import clip_spec
 from avssl.data.manifest import Manifest
 from avssl.data.probe_index import probe_manifest
 from avssl.runs import scratch_encoders

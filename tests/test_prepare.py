@@ -162,7 +162,8 @@ def test_new_manifest_keeps_source_paths_and_loads(dataset, prepared):
     assert "a/clip0.mp4" in (out / "manifest.csv").read_text()  # relative: the folder can move
     # avssl trains on it: probe, entries, a real dataset item of the cpu-tiny preset.
     from avssl.config import preset
-    from avssl.data.dataset import clip_spec, make_dataset, prepare_entries
+    from avssl.data.dataset import prepare_entries
+    from avssl.data.pipeline import clip_spec, make_dataset
     from avssl.data.probe_index import probe_manifest
 
     cfg = preset("cpu-tiny")

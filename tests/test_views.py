@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from avssl.config import resolve
-from avssl.data.dataset import clip_spec, make_dataset, prepare_entries
+from avssl.data.dataset import prepare_entries
+from avssl.data.pipeline import clip_spec, make_dataset
 from avssl.data.manifest import load_manifest
 from avssl.data.probe_index import probe_manifest
 from avssl.data.samplers import ClipTooShortError

@@ -53,6 +53,14 @@ def head_seed(seed: int, iteration: int) -> int:
 
 def rng(seed: int, stream: int, *keys: int):
     """A numpy Generator for ``stream`` (one of the numbers above) and any further keys."""
+    return keyed_rng(seed, stream, *keys)
+
+
+def keyed_rng(seed: int, *keys: int):
+    """A numpy Generator of ``seed`` and ``keys`` without a stream number: the formulas from before the
+    streams, kept so that results stay the same. Its uses: a dataset item (keys: epoch key, item), a
+    video's fixed clips (key: its index), pretraining's validation split and k-means' first centroids
+    (no keys)."""
     import numpy as np
 
-    return np.random.default_rng([seed, stream, *keys])
+    return np.random.default_rng([seed, *keys])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from .. import seeds
 from ..errors import ConfigError
 from .sinkhorn import balanced_assignments
 
@@ -106,7 +107,7 @@ def kmeans(
         raise ConfigError(f"k must be >= 1, got {k}")
     if k > n:
         raise ConfigError(f"k-means with k={k} needs at least k points, but there are only {n}; lower k")
-    rng = np.random.default_rng(seed)
+    rng = seeds.keyed_rng(seed)
     budget = max_points_per_centroid * k
     if n > budget:  # subsample ourselves, reading only those rows from disk
         rows = np.sort(rng.choice(n, size=budget, replace=False))

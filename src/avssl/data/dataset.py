@@ -4,12 +4,12 @@ becomes tensors.
 Reading order: ``prepare_entries`` decides once, from the probe index, which files can serve the
 requested modalities and clip length (the rest are skipped with a reason); ``ClipDataset`` turns one
 (video, start) pair into a dict of tensors; ``collate_clips`` batches them and carries the names of
-clips that failed to decode, so the caller can count and log them instead of crashing.
+clips that failed to decode, so the caller can count and log them instead of crashing. Building
+datasets and loaders from a config is :mod:`avssl.data.pipeline`'s.
 """
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import Counter
 from contextlib import contextmanager
@@ -19,14 +19,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .. import seeds
 from ..errors import MediaError
 from .decoded_cache import DecodedCache
 from .logmel import LogMelConfig, LogMelSpectrogram
 from .manifest import Manifest
 from .media import decode_clip
 from .probe_index import ProbeIndex
-from .samplers import ClipTooShortError, FixedClipSampler, RandomClipSampler, UniformClipSampler
-from .transforms import audio_wave_transform, spectrogram_transform, transform_video, video_transform
+from .samplers import ClipTooShortError
+from .transforms import transform_video
 from .views import ViewPlan, window_modality
 
 log = logging.getLogger("avssl.data")
@@ -221,9 +222,10 @@ class SkippedClip:
 class ClipDataset(Dataset):
     """Clips of a list of videos as dicts of tensors.
 
-    ``clips`` chooses where clips start: a ``RandomClipSampler`` gives one freshly jittered clip per
-    video and epoch (training); a ``FixedClipSampler`` or ``UniformClipSampler`` gives a fixed list
-    per video, and then the dataset has one item per (video, clip). Random choices come from a
+    ``clips`` (a sampler of ``samplers``) chooses where clips start: one with ``per_epoch`` (a
+    ``RandomClipSampler``) gives one freshly jittered clip per video and epoch (training); the others
+    (``FixedClipSampler``, ``UniformClipSampler``) a fixed list per video, and then the dataset has
+    one item per (video, clip). Random choices come from a
     generator seeded by (seed, epoch, item), so a run is reproducible whatever the worker layout.
 
     Items: ``video`` float (3, T, crop, crop), ``audio`` float (1, n_mels, frames), ``index`` (the
@@ -254,13 +256,13 @@ class ClipDataset(Dataset):
         self.video_tf, self.wave_tf, self.spec_tf = video_tf, wave_tf, spec_tf
         self.logmel = LogMelSpectrogram(logmel) if (logmel is not None and "audio" in spec.modalities) else None
         self.epoch = 0
-        if isinstance(clips, RandomClipSampler):
+        if clips.per_epoch:
             self.items = None
         else:
             self.items = []
             for pos, e in enumerate(entries):
                 try:
-                    starts = clips(e.duration, e.index) if isinstance(clips, FixedClipSampler) else clips(e.duration)
+                    starts = clips(e.duration, key=e.index)
                 except ClipTooShortError:  # prepare_entries already skipped these; stay safe anyway
                     continue
                 self.items.extend((pos, c, s) for c, s in enumerate(starts))
@@ -277,13 +279,13 @@ class ClipDataset(Dataset):
         return len(self.entries) if (self.items is None or self.plan is not None) else len(self.items)
 
     def __getitem__(self, i: int):
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rng = seeds.keyed_rng(self.seed, self.epoch, i)
         if self.plan is not None:
             return self._views(self.entries[i], rng)
         if self.items is None:
             entry, clip = self.entries[i], 0
             try:
-                start = self.clips(entry.duration, rng)[0]
+                start = self.clips(entry.duration, rng, key=entry.index)[0]
             except ClipTooShortError as e:
                 return SkippedClip(entry.path, str(e))
         else:
@@ -367,74 +369,3 @@ def collate_clips(batch: list) -> dict:
         vals = [b[key] for b in good]
         out[key] = torch.stack(vals) if torch.is_tensor(vals[0]) else torch.tensor(vals)
     return out
-
-
-def num_workers(cfg_loader, device) -> int:
-    """DataLoader worker processes: ``loader.workers``, or for -1 (auto) none on a CPU-only machine
-    with 2 cores or fewer, where a worker preempts the training threads and every parallel region
-    of the step waits for it (BENCHMARKS.md section 4: 2 workers made a demo-preset step 2x slower,
-    loading in the main process 1.2x); with more CPU cores a quarter of them, and beside a GPU all
-    cores but one, up to 8 either way."""
-    if cfg_loader.workers >= 0:
-        return cfg_loader.workers
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if getattr(device, "type", str(device)) == "cpu":
-        return 0 if cores <= 2 else min(8, cores // 4)
-    return min(8, max(cores - 1, 0))
-
-
-def build_cache(cfg_loader, spec: ClipSpec) -> DecodedCache | None:
-    """The decoded-video cache of a loader config, or None when it is off."""
-    if not cfg_loader.decoded_cache:
-        return None
-    from ..paths import cache_root
-
-    root = cfg_loader.cache_dir or (cache_root() / "decoded")
-    return DecodedCache(
-        root, fps=spec.fps, short_side=spec.short_side, sample_rate=spec.sample_rate,
-        video="video" in spec.modalities, audio="audio" in spec.modalities,
-    )
-
-
-def clip_spec(cfg, modalities=MODALITIES) -> ClipSpec:
-    """The clip of a pretraining/evaluation config (``cfg.video``, ``cfg.audio``)."""
-    return ClipSpec(
-        modalities=tuple(m for m in MODALITIES if m in modalities),
-        num_frames=cfg.video.num_frames, fps=cfg.video.fps, short_side=cfg.video.resize,
-        audio_duration=cfg.audio.duration, sample_rate=cfg.audio.sample_rate,
-    )
-
-
-def logmel_config(audio_cfg) -> LogMelConfig:
-    a = audio_cfg
-    return LogMelConfig(
-        sample_rate=a.sample_rate, duration=a.duration, n_mels=a.n_mels, n_fft=a.n_fft,
-        win_length=a.win_length, hop_length=a.hop_length, num_frames=a.num_frames,
-    )
-
-
-def make_dataset(cfg, entries, spec: ClipSpec, mode: str, seed: int = 0, clips_per_video: int = 1,
-                 cache: DecodedCache | None = None, plan: ViewPlan | None = None) -> ClipDataset:
-    """A dataset for ``mode``: ``train`` (random jittered clip, augmentation), ``extract`` (fixed clips,
-    no augmentation) or ``test`` (``clips_per_video`` uniformly spaced clips, no augmentation). With a
-    view ``plan``, items are the plan's windows instead of clips (see ``ClipDataset``)."""
-    train = mode == "train"
-    if mode == "train":
-        clips = RandomClipSampler(spec.duration)
-    elif mode == "extract":
-        clips = FixedClipSampler(spec.duration, clips_per_video, seed=seed)
-    elif mode == "test":
-        clips = UniformClipSampler(spec.duration, clips_per_video)
-    else:
-        raise ValueError(f"unknown dataset mode {mode!r}")
-    v, a = cfg.video, cfg.audio
-    # No resize here: decoding already scaled the short side to ``spec.short_side`` (in ffmpeg, cheaper).
-    vtf = video_transform(train, crop_size=v.crop, resize=None, flip=v.flip and train,
-                          color_jitter=v.color_jitter if train else 0.0, grayscale=v.grayscale, blur=v.blur,
-                          cutout=v.cutout, multiscale=v.multiscale)
-    return ClipDataset(
-        entries, spec, clips, video_tf=vtf,
-        wave_tf=audio_wave_transform(train, a.volume_jitter),
-        spec_tf=spectrogram_transform(train, a.time_mask, a.freq_mask, a.random_crop, a.time_warp),
-        logmel=logmel_config(a), cache=cache, seed=seed, plan=plan,
-    )

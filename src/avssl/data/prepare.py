@@ -78,7 +78,7 @@ def target_for(preset_name: str, keyframe_interval: float = 0.5, crf: int = 23) 
     """The copy a preset's clips want: its ``video.resize`` and ``video.fps``, ``audio.sample_rate``, and
     its clip duration as the shortest usable file."""
     from avssl.config import preset
-    from avssl.data.dataset import clip_spec
+    from avssl.data.pipeline import clip_spec
 
     cfg = preset(preset_name)
     spec = clip_spec(cfg)

@@ -3,6 +3,13 @@
 Samplers see only durations, never files, so they are trivially testable and shared by every
 dataset. A video shorter than one clip raises :class:`ClipTooShortError`, which the dataset turns
 into a counted skip.
+
+Every sampler is called the same way, ``sampler(duration, rng, key=video_index)``, and takes from
+the call what it needs: the random ones the generator, the fixed one the key, the others neither.
+``per_epoch`` says whether its starts are drawn afresh each epoch (one dataset item per video)
+or are a fixed list per video (one item per clip).
+
+    starts = FixedClipSampler(2.0, num_clips=5, seed=3)(20.0, key=11)
 """
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import numbers
 
 import numpy as np
 
+from avssl import seeds
 from avssl.errors import ConfigError
 
 __all__ = ["ClipTooShortError", "DenseClipSampler", "FixedClipSampler", "RandomClipSampler", "UniformClipSampler"]
@@ -32,6 +40,8 @@ class ClipTooShortError(ValueError):
 
 class _ClipSampler:
     """Shared argument checks and the range of valid start times."""
+
+    per_epoch = False  # starts drawn afresh each epoch (True), or a fixed list per video
 
     def __init__(self, clip_duration: float, num_clips: int):
         name = type(self).__name__
@@ -62,10 +72,14 @@ class RandomClipSampler(_ClipSampler):
     the earlier one.
     """
 
+    per_epoch = True
+
     def __init__(self, clip_duration: float, num_clips: int = 1):
         super().__init__(clip_duration, num_clips)
 
-    def __call__(self, duration: float, rng: np.random.Generator) -> list[float]:
+    def __call__(self, duration: float, rng: np.random.Generator | None = None, key: int | None = None) -> list[float]:
+        if rng is None:
+            raise ValueError("RandomClipSampler: needs a generator (rng)")
         max_start = self._max_start(duration)
         return [float(s) for s in rng.uniform(0.0, max_start, size=self.num_clips)]
 
@@ -77,7 +91,7 @@ class UniformClipSampler(_ClipSampler):
     def __init__(self, clip_duration: float, num_clips: int = 10):
         super().__init__(clip_duration, num_clips)
 
-    def __call__(self, duration: float, rng: np.random.Generator | None = None) -> list[float]:
+    def __call__(self, duration: float, rng: np.random.Generator | None = None, key: int | None = None) -> list[float]:
         max_start = self._max_start(duration)
         if self.num_clips == 1:
             return [max_start / 2]
@@ -97,11 +111,11 @@ class FixedClipSampler(_ClipSampler):
             raise ConfigError(f"FixedClipSampler: seed must be an integer >= 0, got {seed!r}")
         self.seed = int(seed)
 
-    def __call__(self, duration: float, key: int) -> list[float]:
+    def __call__(self, duration: float, rng: np.random.Generator | None = None, key: int | None = None) -> list[float]:
         if isinstance(key, bool) or not isinstance(key, numbers.Integral) or key < 0:
             raise ValueError(f"FixedClipSampler: key must be an integer >= 0, got {key!r}")
         max_start = self._max_start(duration)
-        rng = np.random.default_rng([self.seed, int(key)])
+        rng = seeds.keyed_rng(self.seed, int(key))  # not the caller's rng: the same starts every epoch
         return [float(s) for s in np.sort(rng.uniform(0.0, max_start, size=self.num_clips))]
 
     def __repr__(self) -> str:
@@ -130,7 +144,7 @@ class DenseClipSampler(_ClipSampler):
         self.stride = float(stride)
         self.grid = None if grid is None else float(grid)
 
-    def __call__(self, duration: float, rng: np.random.Generator | None = None) -> list[float]:
+    def __call__(self, duration: float, rng: np.random.Generator | None = None, key: int | None = None) -> list[float]:
         max_start = self._max_start(duration)
         starts = np.arange(math.floor(max_start / self.stride + TOLERANCE_S) + 1) * self.stride
         if self.grid is not None:

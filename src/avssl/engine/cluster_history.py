@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import seeds
+
 SAMPLE = 2000  # rows of features kept per clustering and iteration (t-SNE shows no more)
 _PARTS = ("assignments", "distances", "centroids")
 
@@ -33,7 +35,7 @@ def keep_iteration(clusters_dir, iteration: int, name: str, x: np.ndarray, rows:
         shutil.copyfile(clusters_dir / f"{name}_{part}.npy", d / f"{name}_{part}.npy")
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) > SAMPLE:
-        rows = np.sort(np.random.default_rng([seed, 71, iteration]).choice(rows, SAMPLE, replace=False))
+        rows = np.sort(seeds.rng(seed, seeds.REPORT_SAMPLE, iteration).choice(rows, SAMPLE, replace=False))
     np.save(d / f"{name}_sample_rows.npy", rows)
     np.save(d / f"{name}_sample_features.npy", np.asarray(x[rows], dtype=np.float32))
     return d

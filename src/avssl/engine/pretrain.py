@@ -31,9 +31,8 @@ from torch.utils.data import DataLoader, RandomSampler, Subset, WeightedRandomSa
 
 from .. import seeds
 from ..config import PretrainConfig, validate
-from ..data.dataset import (
-    SkipReport, build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries,
-)
+from ..data.dataset import SkipReport, collate_clips, prepare_entries
+from ..data.pipeline import build_cache, clip_spec, make_dataset, num_workers
 from ..data.manifest import Manifest, load_manifest
 from ..data.probe_index import probe_manifest
 from ..errors import ConfigError, TrainingDiverged
@@ -113,7 +112,7 @@ class Pretrainer(RunFolder, Resume):
         labels = np.array([e.label for e in self.entries])
         self.ground_truth = labels if (labels >= 0).any() else None
         self.cache = build_cache(cfg.loader, self.spec)
-        perm = np.random.default_rng(cfg.seed).permutation(len(self.entries))
+        perm = seeds.keyed_rng(cfg.seed).permutation(len(self.entries))
         n_val = int(round(cfg.optim.val_fraction * len(self.entries)))
         n_val = min(max(n_val, 1 if cfg.optim.val_fraction > 0 else 0), len(self.entries) - 1)
         self.val_indices = np.sort(perm[:n_val])

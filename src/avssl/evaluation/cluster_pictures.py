@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..data.dataset import logmel_config
+from ..data.pipeline import logmel_config
 from ..data.logmel import LogMelSpectrogram
 from ..data.media import decode_audio, decode_video, probe
 from ..errors import MediaError

@@ -21,7 +21,8 @@ from math import comb
 import numpy as np
 import torch
 
-from ..data.dataset import clip_spec, prepare_entries
+from ..data.dataset import prepare_entries
+from ..data.pipeline import clip_spec
 from ..data.probe_index import probe_manifest
 from ..runs import load_encoders, load_method
 from ..engine.device import pick_device

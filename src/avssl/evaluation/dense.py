@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import clip_spec, make_dataset, prepare_entries
+from ..data.dataset import prepare_entries
+from ..data.pipeline import clip_spec, make_dataset
 from ..data.media import decode_clip
 from ..data.probe_index import probe_manifest
 from ..data.samplers import DenseClipSampler

@@ -28,13 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from ..config import preset as preset_config
-from ..data.dataset import (
-    SkipReport, VideoEntry, build_cache, clip_spec, collate_clips, logmel_config, make_dataset, num_workers,
-    prepare_entries,
-)
+from ..data.dataset import SkipReport, VideoEntry, prepare_entries
+from ..data.pipeline import build_cache, clip_spec, logmel_config, make_dataset, make_loader
 from ..data.manifest import Manifest
 from ..data.probe_index import probe_manifest
 from ..runs import LoadedEncoders, load_encoders, scratch_encoders
@@ -230,9 +227,7 @@ def clip_outputs(module, modality: str, cfg, entries: list[VideoEntry], clips: i
     first_row = np.zeros(max(e.index for e in entries) + 1, dtype=np.int64)
     first_row[[e.index for e in entries]] = np.searchsorted(video, np.arange(len(entries)))
     dev = pick_device(device)
-    workers = num_workers(cfg.loader, dev)
-    loader = DataLoader(dataset, batch_size=batch_size or cfg.optim.batch_size, shuffle=False,
-                        num_workers=workers, collate_fn=collate_clips, prefetch_factor=2 if workers else None)
+    loader = make_loader(dataset, cfg.loader, dev, batch_size=batch_size or cfg.optim.batch_size)
     skips = SkipReport()
     try:
         out = extract_features({"features": (module.to(dev), modality)},

@@ -22,12 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
 
-from .. import seeds
-from ..data.dataset import (
-    SkipReport, build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries,
-)
+from ..data.dataset import SkipReport, prepare_entries
+from ..data.pipeline import batched, build_cache, clip_spec, epoch_order, make_dataset, make_loader
 from ..data.probe_index import probe_manifest
 from ..engine.precision import autocast, plan_for_encoders
 from ..engine.device import pick_device
@@ -89,15 +86,13 @@ class _Run:
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=r.momentum, weight_decay=r.weight_decay)
         dataset = make_dataset(self.cfg, entries, self.spec, "train", seed=self.seed, cache=self.cache)
         n = self.epoch_size or max(round(r.clips_per_video * len(entries)), 1)
-        workers = num_workers(self.cfg.loader, self.device)
         self.clips_per_epoch, self.steps = n, 0  # reported: the epoch size and SGD steps of the last training
         model.train()
         for epoch in range(self.epochs):
             dataset.set_epoch(epoch)
-            gen = torch.Generator().manual_seed(seeds.sampler_seed(self.seed, epoch))
-            sampler = RandomSampler(dataset, replacement=n > len(dataset), num_samples=n, generator=gen)
-            loader = DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=collate_clips,
-                                num_workers=workers, drop_last=n > self.batch_size)
+            order = epoch_order(len(dataset), n, self.seed, epoch)
+            loader = make_loader(dataset, self.cfg.loader, self.device,
+                                 batches=batched(order, self.batch_size, drop_last=n > self.batch_size))
             steps = max(len(loader), 1)
             loss_sum, steps_done = 0.0, 0
             for step, batch in enumerate(progress_bar(loader, f"finetune lr {lr} epoch {epoch}", enabled=self.progress,

@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
-from torch.utils.data import DataLoader
 
 from .. import seeds
-from ..data.dataset import build_cache, clip_spec, collate_clips, make_dataset, num_workers, prepare_entries
+from ..data.dataset import prepare_entries
+from ..data.pipeline import build_cache, clip_spec, make_dataset, make_loader
 from ..data.probe_index import probe_manifest
 from ..runs import load_method
 from ..engine.precision import autocast
@@ -70,8 +70,7 @@ def embed_clips(method, cfg, entries, clips, device, batch_size):
     """Per decoded clip: its video position, clip number, and the video and audio embeddings."""
     spec = clip_spec(cfg)
     dataset = make_dataset(cfg, entries, spec, "test", clips_per_video=clips, cache=build_cache(cfg.loader, spec))
-    loader = DataLoader(dataset, batch_size=batch_size or cfg.optim.batch_size, shuffle=False,
-                        num_workers=num_workers(cfg.loader, device), collate_fn=collate_clips)
+    loader = make_loader(dataset, cfg.loader, device, batch_size=batch_size or cfg.optim.batch_size)
     video, clip, ev, ea = [], [], [], []
     for batch in loader:
         if "index" not in batch:

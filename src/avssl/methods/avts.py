@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dataset import clip_spec
+from ..data.pipeline import clip_spec
 from ..data.views import SyncNegatives
 from ..losses.avts_loss import avts_loss, negative_term, pair_distance, positive_term
 from ..models.heads import embedding

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dataset import clip_spec
+from ..data.pipeline import clip_spec
 from ..data.views import RelaxedViews
 from ..losses.crisscross_loss import Branch, crisscross_loss, negative_cosine
 from ..models.common_predictor import CommonPredictor
