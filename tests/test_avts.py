@@ -58,7 +58,7 @@ def test_loss_pairs_frames_with_own_audio_and_negatives_by_kind(avts_run):
     ds = trainer.train_set
     stage2 = m.view_plan(1)
     ds.set_plan(SyncNegatives(stage2.video_span, stage2.audio_span, hard=0.5))  # both kinds in a small batch
-    batch = next(iter(trainer._loader(ds, 6)))
+    batch = next(iter(trainer.loader(ds, 6)))
     with torch.no_grad():
         loss, logs = m.loss(batch)
         ev, ea = m.sync_embed("video", batch["video"]), m.sync_embed("audio", batch["audio"])

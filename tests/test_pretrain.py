@@ -49,7 +49,7 @@ def _trainer(method, world, run_dir):
 
 
 def _batch(trainer):
-    loader = trainer._loader(trainer.extract_set, 8)
+    loader = trainer.loader(trainer.extract_set, 8)
     return next(iter(loader))
 
 

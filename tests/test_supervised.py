@@ -75,7 +75,7 @@ def test_checkpoint_restores_labels_and_heads(supervised_run):
     fresh = METHODS["supervised"](supervised_run.cfg)
     fresh.load_state_dict(state["method"])
     assert torch.equal(fresh.pseudo_labels["labels"], supervised_run.method.pseudo_labels["labels"])
-    batch = next(iter(supervised_run._loader(supervised_run.extract_set, 8)))
+    batch = next(iter(supervised_run.loader(supervised_run.extract_set, 8)))
     with torch.no_grad():
         a, _ = supervised_run.method.eval().loss(batch)
         b, _ = fresh.eval().loss(batch)

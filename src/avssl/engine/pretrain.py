@@ -10,7 +10,8 @@ several windows of a video, which the method's view plan for the iteration (``da
     result = pretrain(resolve("cpu-small", "xdc"), "videos.csv", "runs/xdc")   # result.encoders_path
 
 What the run directory holds is ``avssl.runs``'s to say; the parts of the trainer that keep it
-(``run_folder``) and resume it (``resume``) are mixed into ``Pretrainer`` from their own modules.
+(``run_folder``) and resume it (``resume``) are mixed into ``Pretrainer`` from their own modules, as
+are the per-batch loops of an epoch, validation and precise BN (``epochs``).
 
 Every random choice is derived from (seed, iteration, epoch, item), never from hidden global state,
 so an interrupted run resumed from its last checkpoint ends where an uninterrupted one would.
@@ -27,33 +28,34 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler, Subset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Subset
 
 from .. import seeds
 from ..config import PretrainConfig, validate
-from ..data.dataset import SkipReport, collate_clips, prepare_entries
-from ..data.pipeline import build_cache, clip_spec, make_dataset, num_workers
+from ..data.dataset import SkipReport, prepare_entries
+from ..data.pipeline import build_cache, clip_spec, make_dataset
 from ..data.manifest import Manifest, load_manifest
 from ..data.probe_index import probe_manifest
 from ..errors import ConfigError, TrainingDiverged
 from ..runs import CHECKPOINT_FORMAT, encoders_payload
 from ..methods import build_method
-from ..progress import epoch_line, iteration_line, progress
+from ..progress import epoch_line, iteration_line
 from ..runlock import check_output_folder
 from ..tracking import Trackers, check_trackers, open_trackers
 from . import distributed
 from .device import pick_device
+from .epochs import Epochs
 from ..io import atomic_save
 from .iteration import IterationContext
 from .resume import Resume
 from .run_folder import RunFolder
 from .guards import weight_problems
-from .precise_bn import recompute_bn_stats
-from .precision import autocast, batch_to_device, plan_for_encoders, to_memory_format
-from .schedule import build_optimizer, learning_rate, set_learning_rate
+from .precision import plan_for_encoders, to_memory_format
+from .schedule import build_optimizer
 from .stopping import new_stopper, stopped_groups, update_stopper
 
 log = logging.getLogger("avssl.pretrain")
+
 
 @dataclass
 class RunResult:
@@ -62,7 +64,7 @@ class RunResult:
     history: list[dict]
 
 
-class Pretrainer(RunFolder, Resume):
+class Pretrainer(RunFolder, Resume, Epochs):
     """Runs a pretraining job. ``data`` is a manifest CSV, a folder, or a Manifest."""
 
     tracker: Trackers | None = None  # TensorBoard event files and wandb of the run (rank 0, while ``run`` runs)
@@ -139,22 +141,13 @@ class Pretrainer(RunFolder, Resume):
             raise ConfigError("pretraining needs at least 2 usable videos")
 
     # --- loaders -----------------------------------------------------------------------------
-    def _loader(self, dataset, batch_size=1, batch_sampler=None) -> DataLoader:
-        workers = num_workers(self.cfg.loader, self.device)
-        kw = {"batch_sampler": batch_sampler} if batch_sampler is not None else {"batch_size": batch_size}
-        return DataLoader(
-            dataset, shuffle=False, num_workers=workers, collate_fn=collate_clips,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
-            persistent_workers=False, **kw,
-        )
-
     def extract_loader(self) -> DataLoader:
         """This rank's share of the extraction clips."""
         self.extract_set.set_epoch(0)
         data = self.extract_set
         if distributed.active():
             data = Subset(data, list(distributed.shard(len(data))))
-        return self._loader(data, self.cfg.optim.batch_size)
+        return self.loader(data, self.cfg.optim.batch_size)
 
     def skip_clip(self, path: str, reason: str) -> None:
         log.warning("skipped a clip of %s: %s", path, reason)
@@ -315,93 +308,6 @@ class Pretrainer(RunFolder, Resume):
             log.info(iteration_line(summary))  # once: the bars of the iteration are closed by now
         return summary
 
-    def _epoch(self, it: int, epoch: int, optimizer, o, lr_offset: int = 0) -> dict:
-        self.method.train()
-        key = seeds.epoch_key(it, epoch)  # seeds clip starts and augmentation of this epoch
-        self.train_set.set_epoch(key)
-        gen = torch.Generator().manual_seed(seeds.sampler_seed(self.cfg.seed, key))
-        n = o.epoch_size or len(self.train_indices)
-        weights = self.method.sample_weights()
-        subset = Subset(self.train_set, self.train_indices.tolist())
-        if weights is not None:
-            sampler = WeightedRandomSampler(torch.as_tensor(weights[self.train_indices]), n, generator=gen)
-        else:
-            sampler = RandomSampler(subset, replacement=n > len(subset), num_samples=n, generator=gen)
-        # The order is global (same on every rank); each rank takes its slice of every global batch.
-        batches = distributed.shard_batches(list(sampler), o.batch_size, drop_last=n > o.batch_size)
-        loader = self._loader(subset, batch_sampler=batches)
-        steps = max(len(loader), 1)
-        sums: dict[str, float] = {}
-        count = 0
-        bar = progress(loader, f"iter {it} epoch {epoch}", enabled=self.progress, leave=False, unit="batch")
-        for step, batch in enumerate(bar):
-            for path, reason in batch.get("skipped", []):
-                self.skip_clip(path, reason)
-            # Every rank must take (or skip) a step together, or DistributedDataParallel would hang.
-            if distributed.any_rank(len(batch.get("index", ())) < self.method.min_batch_size):
-                continue
-            set_learning_rate(optimizer, learning_rate(o, lr_offset + epoch + step / steps))
-            batch = batch_to_device(batch, self.device, self.memory_format)
-            with autocast(self.device, self.precision):
-                loss, logs = self.model(batch)
-            if not torch.isfinite(loss):
-                raise self._diverged(f"the training loss became {float(loss.detach())} at iteration {it}, "
-                                     f"epoch {epoch}, step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            logs["grad_norm"] = self._clip_gradients(o)
-            optimizer.step()
-            self._bn_current = False
-            count += 1
-            logs["loss"] = float(loss.detach())
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{logs['loss']:.3f}")
-        keys = sorted(sums)
-        totals = distributed.all_reduce_sum([sums[k] for k in keys])  # averages over every rank's steps
-        out = {k: v / max(count * distributed.world_size(), 1) for k, v in zip(keys, totals)}
-        out["lr"] = learning_rate(o, lr_offset + epoch)
-        out["steps"] = count
-        return out
-
-    def _clip_gradients(self, o) -> float:
-        """The gradient's global L2 norm before clipping (clipped to ``optim.clip_grad_norm`` when set)."""
-        params = [p for p in self.method.parameters() if p.grad is not None]
-        limit = o.clip_grad_norm if o.clip_grad_norm is not None else math.inf
-        return float(torch.nn.utils.clip_grad_norm_(params, limit)) if params else 0.0
-
-    def refresh_bn_stats(self, key: int, encoders_only: bool = False) -> None:
-        """Precise BN: recompute BatchNorm statistics on ``optim.precise_bn_clips`` training clips with
-        the current weights, so the eval-mode network (validation, feature extraction, the exported
-        encoders) is the one that trained. ``key`` seeds the choice and augmentation of the clips, like an
-        epoch's; ``encoders_only`` runs the encoders alone (before clustering, when heads may not exist)."""
-        n = self.cfg.optim.precise_bn_clips
-        if n == 0 or self._bn_current:
-            return
-        self.train_set.set_epoch(key)
-        gen = seeds.rng(self.cfg.seed, seeds.PRECISE_BN, key + 1)
-        chosen = gen.choice(self.train_indices, size=min(n, len(self.train_indices)), replace=False)
-        # Every rank runs all the chosen clips in global batches: the same statistics whatever the number
-        # of processes (a batch's statistics depend on its composition), at the cost of a few forwards.
-        loader = self._loader(Subset(self.train_set, sorted(chosen.tolist())), self.cfg.optim.batch_size)
-        size = self.method.min_batch_size
-
-        def batches():
-            for batch in loader:
-                if len(batch.get("index", ())) >= max(size, 2):  # BatchNorm needs 2 items in train mode
-                    yield batch_to_device(batch, self.device, self.memory_format)
-
-        def forward(batch):
-            with autocast(self.device, self.precision):
-                if encoders_only:
-                    for slot in self.method.encoders:
-                        self.method.encode(slot, batch)
-                else:
-                    self.method.loss(batch)
-
-        recompute_bn_stats(self.method, forward, batches())
-        self._bn_current = not encoders_only
-
     def _diverged(self, what: str) -> "TrainingDiverged":
         """The error that stops a diverged run, with the way forward that really exists."""
         self._write_curves()
@@ -416,33 +322,6 @@ class Pretrainer(RunFolder, Resume):
         if self.precision == "bf16":
             where += " (or --set precision=fp32)"
         return TrainingDiverged(f"{what}; {where}")
-
-    @torch.no_grad()
-    def _validate(self, parts: dict | None = None) -> float:
-        """The validation loss; ``parts`` ({log key: anything}) gets the mean of each of those logs too."""
-        keys = sorted(parts or {})
-        if len(self.val_indices) == 0:
-            if parts is not None:
-                parts.update({k: float("nan") for k in keys})
-            return float("nan")
-        self.method.eval()
-        total, n = 0.0, 0
-        sums = [0.0] * len(keys)
-        data = Subset(self.val_set, list(distributed.shard(len(self.val_set))))
-        for batch in self._loader(data, self.cfg.optim.batch_size):
-            if "index" not in batch:
-                continue
-            batch = batch_to_device(batch, self.device, self.memory_format)
-            with autocast(self.device, self.precision):
-                loss, logs = self.method.loss(batch)
-            total += float(loss) * len(batch["index"])
-            sums = [s + float(logs.get(k, math.nan)) * len(batch["index"]) for s, k in zip(sums, keys)]
-            n += len(batch["index"])
-        self.method.train()
-        total, n, *sums = distributed.all_reduce_sum([total, n, *sums])
-        if parts is not None:
-            parts.update({k: s / max(n, 1) for k, s in zip(keys, sums)})
-        return total / max(n, 1)
 
     def _wrap(self):
         """The method itself, or wrapped in DistributedDataParallel when torchrun started several ranks."""
@@ -467,6 +346,7 @@ class Pretrainer(RunFolder, Resume):
         payload = encoders_payload(self.cfg.method, self.cfg.to_dict(), self.method.slots,
                                    self.method.encoder_states(), self.method.head_states())
         return atomic_save(payload, self.run_dir / "encoders.pt")
+
 
 def pretrain(cfg: PretrainConfig, data, run_dir, resume: bool = False, progress: bool = True,
              allow_data_change: bool = False, method=None) -> RunResult:

@@ -2,7 +2,7 @@
 (``datarecord``) that refuses other videos than the run recorded, or re-maps the run onto them
 (``--allow-data-change``).
 
-    class Pretrainer(RunFolder, Resume): ...   # the parts of the engine's trainer that resume it
+    class Pretrainer(RunFolder, Resume, Epochs): ...   # the parts of the engine's trainer that resume it
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 ``videos.csv``, ``metrics.jsonl``, ``skipped.json``, ``data_changes.jsonl``, ``curves.png`` and, under
 torchrun, ``ranks/``. (The file formats are ``avssl.runs``'s; this is the training run's side.)
 
-    class Pretrainer(RunFolder, Resume): ...   # the parts of the engine's trainer that keep its folder
+    class Pretrainer(RunFolder, Resume, Epochs): ...   # the parts of the engine's trainer that keep its folder
 """
 from __future__ import annotations
 
