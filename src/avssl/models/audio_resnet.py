@@ -11,7 +11,9 @@ from torch import nn
 
 from avssl.errors import ConfigError
 
-from .video_resnet import BLOCKS_18, STAGE_PLANES, STAGE_STRIDES, check_num_classes, check_width, scale_channels
+from .video_resnet import (
+    BLOCKS_18, STAGE_PLANES, STAGE_STRIDES, check_num_classes, check_width, init_conv_bn, scale_channels,
+)
 
 
 class BasicBlock2d(nn.Module):
@@ -70,12 +72,8 @@ class AudioResNet(nn.Module):
     def reset_parameters(self) -> None:
         """torchvision's ResNet initialisation (fc keeps nn.Linear's default, as there)."""
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            init_conv_bn(m)  # its convolutions have no bias: what it zeroes is not there
+            if isinstance(m, nn.Linear):
                 m.reset_parameters()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from torch import nn
 
 from avssl.errors import ConfigError
 
-from .video_resnet import ConvSpec, VideoResNet, block_conv_specs, check_width, scale_channels
+from .video_resnet import ConvSpec, VideoResNet, block_conv_specs, check_width, conv_bn_relu, scale_channels
 
 MidplanesArg = Union[str, Mapping[str, int]]
 MIDPLANE_LAYOUTS = ("torchvision", "xdc")
@@ -37,9 +37,8 @@ class Conv2Plus1D(nn.Sequential):
 
     def __init__(self, in_planes: int, out_planes: int, midplanes: int, stride: int = 1):
         super().__init__(
-            nn.Conv3d(in_planes, midplanes, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
-            nn.BatchNorm3d(midplanes),
-            nn.ReLU(inplace=True),
+            *conv_bn_relu(nn.Conv3d(in_planes, midplanes, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1),
+                                    bias=False), midplanes),
             nn.Conv3d(midplanes, out_planes, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False),
         )
         self.midplanes = midplanes
@@ -51,12 +50,8 @@ class R2Plus1dStem(nn.Sequential):
     def __init__(self, width: float = 1.0, in_channels: int = 3):
         mid, out = scale_channels(45, width), scale_channels(64, width)
         super().__init__(
-            nn.Conv3d(in_channels, mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
-            nn.BatchNorm3d(mid),
-            nn.ReLU(inplace=True),
-            nn.Conv3d(mid, out, (3, 1, 1), stride=1, padding=(1, 0, 0), bias=False),
-            nn.BatchNorm3d(out),
-            nn.ReLU(inplace=True),
+            *conv_bn_relu(nn.Conv3d(in_channels, mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False), mid),
+            *conv_bn_relu(nn.Conv3d(mid, out, (3, 1, 1), stride=1, padding=(1, 0, 0), bias=False), out),
         )
 
 

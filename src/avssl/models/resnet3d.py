@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .video_resnet import ConvSpec, VideoResNet, check_width, scale_channels
+from .video_resnet import ConvSpec, VideoResNet, check_width, conv_bn_relu, scale_channels
 
 
 class Conv3DSimple(nn.Conv3d):
@@ -22,9 +22,7 @@ class BasicStem(nn.Sequential):
     def __init__(self, width: float = 1.0, in_channels: int = 3):
         out = scale_channels(64, width)
         super().__init__(
-            nn.Conv3d(in_channels, out, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
-            nn.BatchNorm3d(out),
-            nn.ReLU(inplace=True),
+            *conv_bn_relu(nn.Conv3d(in_channels, out, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False), out)
         )
 
 

@@ -90,6 +90,24 @@ def block_conv_specs(width: float = 1.0, blocks: Sequence[int] = BLOCKS_18) -> l
 ConvMaker = Callable[[ConvSpec], nn.Module]
 
 
+def conv_bn_relu(conv: nn.Module, planes: int) -> list[nn.Module]:
+    """A 3-D convolution, BatchNorm and ReLU, as consecutive layers of a Sequential: their indices in it
+    (0, 1, 2) are the state-dict key names of torchvision's and the XDC release's weights."""
+    return [conv, nn.BatchNorm3d(planes), nn.ReLU(inplace=True)]
+
+
+def init_conv_bn(m: nn.Module) -> None:
+    """torchvision's ResNet initialisation of one layer (2-D and 3-D alike): convolutions Kaiming-normal
+    (fan-out, ReLU) with zero bias, BatchNorm weight 1 and bias 0; other layers are left alone."""
+    if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
 class BasicBlock(nn.Module):
     """Two-convolution residual block in torchvision's video layout.
 
@@ -100,7 +118,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, conv1: nn.Module, conv2: nn.Module, planes: int, downsample: nn.Module | None):
         super().__init__()
-        self.conv1 = nn.Sequential(conv1, nn.BatchNorm3d(planes), nn.ReLU(inplace=True))
+        self.conv1 = nn.Sequential(*conv_bn_relu(conv1, planes))
         self.conv2 = nn.Sequential(conv2, nn.BatchNorm3d(planes))
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -155,14 +173,8 @@ class VideoResNet(nn.Module):
     def reset_parameters(self) -> None:
         """torchvision's video ResNet initialisation (the convention pretrained weights assume)."""
         for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            init_conv_bn(m)
+            if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 

@@ -27,6 +27,15 @@ def check_video(x, transform, uint8: bool = False) -> None:
         )
 
 
+def applies(x, rng, transform, uint8: bool = False) -> bool:
+    """The start every transform applied with probability ``transform.p`` shares: check the generator
+    and the clip, then draw whether it applies this time (the draw comes before any of its own, so
+    a clip it leaves alone costs the generator one number)."""
+    rng = require_rng(rng, transform)
+    check_video(x, transform, uint8=uint8)
+    return rng.random() < transform.p
+
+
 def check_probability(p: float, transform) -> None:
     if not 0.0 <= p <= 1.0:
         raise ConfigError(f"{type(transform).__name__}: p must be in [0, 1], got {p}")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from avssl.errors import ConfigError
-from .checks import check_positive_int, check_probability, check_range, check_video, require_rng
+from .checks import applies, check_positive_int, check_probability, check_range, check_video
 
 
 #: Per-channel RGB statistics of Kinetics, the usual normalisation for R(2+1)D video encoders.
@@ -74,9 +74,7 @@ class ColorJitter:
         return float(rng.uniform(max(0.0, 1.0 - strength), 1.0 + strength))
 
     def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
-        rng = require_rng(rng, self)
-        check_video(x, self)
-        if rng.random() >= self.p:
+        if not applies(x, rng, self):
             return x
         for op in rng.permutation(4):
             if op == 0 and self.brightness > 0:
@@ -103,9 +101,7 @@ class RandomGrayscale:
         check_probability(self.p, self)
 
     def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
-        rng = require_rng(rng, self)
-        check_video(x, self)
-        return _luma(x).expand_as(x).contiguous() if rng.random() < self.p else x
+        return _luma(x).expand_as(x).contiguous() if applies(x, rng, self) else x
 
 
 @dataclass(frozen=True)
@@ -130,9 +126,7 @@ class GaussianBlur:
         check_probability(self.p, self)
 
     def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
-        rng = require_rng(rng, self)
-        check_video(x, self)
-        if rng.random() >= self.p:
+        if not applies(x, rng, self):
             return x
         sigma = rng.uniform(*self.sigma)
         radius = self.kernel_size // 2
@@ -167,9 +161,7 @@ class Cutout:
         check_probability(self.p, self)
 
     def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
-        rng = require_rng(rng, self)
-        check_video(x, self)
-        if rng.random() >= self.p:
+        if not applies(x, rng, self):
             return x
         height, width = x.shape[-2:]
         fill = x[:, 0].mean(dim=(-2, -1)).view(3, 1, 1, 1)

@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from avssl.errors import ConfigError
-from .checks import Compose, check_fits, check_positive_int, check_probability, check_range, check_video, require_rng
+from .checks import (
+    Compose, applies, check_fits, check_positive_int, check_probability, check_range, check_video, require_rng,
+)
 from .colour import Normalize
 
 
@@ -174,9 +176,7 @@ class RandomHorizontalFlip:
         check_probability(self.p, self)
 
     def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
-        rng = require_rng(rng, self)
-        check_video(x, self, uint8=True)
-        return x.flip(-1) if rng.random() < self.p else x
+        return x.flip(-1) if applies(x, rng, self, uint8=True) else x
 
 
 # Transforms that only select pixels: the same on the uint8 clip (see transform_video).
