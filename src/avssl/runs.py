@@ -148,25 +148,52 @@ def scratch_encoders(cfg: PretrainConfig, seed: int | None = None) -> LoadedEnco
 
 # --- the run's other files -----------------------------------------------------------------------
 
-def read_run_videos(run_dir) -> tuple[list[str], list[str | None]]:
-    """Paths and labels of ``videos.csv`` (``index,path,label``; path and label are JSON strings, so
-    any character survives)."""
+@dataclass(frozen=True)
+class VideoRow:
+    """One row of ``videos.csv``; ``size`` and ``mtime_ns`` are None in runs recorded without them."""
+
+    path: str
+    label: str | None
+    size: int | None
+    mtime_ns: int | None
+
+
+def read_videos_csv(path) -> list[VideoRow] | None:
+    """The rows of a ``videos.csv`` in order (``index,path,label,size,mtime_ns``; path and label are JSON
+    strings, so any character survives; older runs have only the first three columns); None when the
+    file does not exist. The one reader of the format (``engine.datarecord`` writes it)."""
     import json
 
-    f = Path(run_dir) / "videos.csv"
-    if not f.exists():
-        raise ConfigError(f"{run_dir} has no videos.csv; is it a pretraining run directory?")
+    path = Path(path)
+    if not path.exists():
+        return None
     decoder = json.JSONDecoder()
-    paths, labels = [], []
-    for line in f.read_text().splitlines()[1:]:
+    out = []
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        lines = f.read().splitlines()
+    for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        rest = line.split(",", 1)[1]
-        path, end = decoder.raw_decode(rest)
-        label, _ = decoder.raw_decode(rest[end + 1:]) if rest[end + 1:].strip() else ("", 0)
-        paths.append(path)
-        labels.append(label or None)
-    return paths, labels
+        try:
+            rest = line.split(",", 1)[1]
+            video, end = decoder.raw_decode(rest)
+            rest = rest[end + 1:]
+            label, end = decoder.raw_decode(rest) if rest.strip() else ("", 0)
+            extra = rest[end:].lstrip(",").split(",") if rest[end:].strip() else []
+            size = int(extra[0]) if len(extra) > 0 and extra[0] else None
+            mtime = int(extra[1]) if len(extra) > 1 and extra[1] else None
+        except (IndexError, ValueError) as e:
+            raise ConfigError(f"{path} line {number} is not a videos.csv row ({e}); the run's record is damaged") from None
+        out.append(VideoRow(video, label or None, size, mtime))
+    return out
+
+
+def read_run_videos(run_dir) -> tuple[list[str], list[str | None]]:
+    """Paths and labels of a run's ``videos.csv`` (see :func:`read_videos_csv`)."""
+    rows = read_videos_csv(Path(run_dir) / "videos.csv")
+    if rows is None:
+        raise ConfigError(f"{run_dir} has no videos.csv; is it a pretraining run directory?")
+    return [r.path for r in rows], [r.label for r in rows]
 
 
 def save_clustering(run_dir, name: str, labels, distances, centroids) -> None:

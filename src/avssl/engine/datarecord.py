@@ -3,8 +3,8 @@
 A run's per-video state (the pseudo-labels in its checkpoints, ``clusters/*.npy``, the features)
 is indexed by each usable video's position. ``videos.csv`` records that order: ``index,path,label``
 (path and label as JSON strings, so any character survives) followed by each file's ``size`` and
-``mtime_ns`` when it was recorded. Older runs have only the first three columns; readers that stop
-after the label (``runs.read_run_videos``) read both.
+``mtime_ns`` when it was recorded. Older runs have only the first three columns, which
+``runs.read_videos_csv``, the one reader of the file, also reads.
 
 ``--resume`` compares the current usable videos with the record before anything is written, and
 refuses with the differences (removed, added, reordered or changed files): resuming with another
@@ -19,11 +19,11 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..runs import read_videos_csv
 
 HEADER = "index,path,label,size,mtime_ns"
 
@@ -61,28 +61,8 @@ def format_index(rows: list[tuple[int, RecordedVideo, str]]) -> str:
 def read_index(path) -> list[RecordedVideo] | None:
     """The videos of a ``videos.csv`` in order (sizes and times None for a run recorded without them);
     None when the file does not exist."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    decoder = json.JSONDecoder()
-    out = []
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        lines = f.read().splitlines()
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        try:
-            rest = line.split(",", 1)[1]
-            video, end = decoder.raw_decode(rest)
-            rest = rest[end + 1:]
-            _, end = decoder.raw_decode(rest) if rest.strip() else ("", 0)
-            extra = rest[end:].lstrip(",").split(",") if rest[end:].strip() else []
-            size = int(extra[0]) if len(extra) > 0 and extra[0] else None
-            mtime = int(extra[1]) if len(extra) > 1 and extra[1] else None
-        except (IndexError, ValueError) as e:
-            raise ConfigError(f"{path} line {number} is not a videos.csv row ({e}); the run's record is damaged") from None
-        out.append(RecordedVideo(video, size, mtime))
-    return out
+    rows = read_videos_csv(path)
+    return None if rows is None else [RecordedVideo(r.path, r.size, r.mtime_ns) for r in rows]
 
 
 def paths_digest(paths) -> str:
