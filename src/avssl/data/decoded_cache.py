@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from avssl.data.media.decode import decode_full_measured
-from avssl.data.media.source import AUDIO_SLACK, EPS, check_positive
+from avssl.data.media.source import AUDIO_SLACK, EPS, check_positive, check_whole_file_args
 from avssl.errors import MediaError
 
 # Part of the key: bump when what an entry holds changes, so old entries are not misread.
@@ -106,11 +106,7 @@ class DecodedCache:
         video: bool = True,
         audio: bool = True,
     ):
-        if not (video or audio):
-            raise ValueError("DecodedCache needs video=True, audio=True or both")
-        check_positive(fps=fps, sample_rate=sample_rate)
-        if short_side is not None:
-            check_positive(short_side=short_side)
+        check_whole_file_args("DecodedCache", fps, short_side, sample_rate, video, audio)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.fps, self.short_side, self.sample_rate = float(fps), short_side, int(sample_rate)

@@ -14,7 +14,7 @@ import numpy as np
 from avssl.errors import MediaError
 
 from .audio import AudioSink, audio_margins
-from .source import SHORTFALL, MediaInfo, Reseek, Source, check_positive, shortfall
+from .source import SHORTFALL, MediaInfo, Reseek, Source, check_positive, check_whole_file_args, shortfall
 from .video import VideoPicker
 
 def probe(path) -> MediaInfo:
@@ -164,11 +164,7 @@ class FullDecode(NamedTuple):
 
 
 def decode_full_measured(path, fps, short_side, sample_rate, video, audio) -> FullDecode:
-    if not (video or audio):
-        raise ValueError("decode_full needs video=True, audio=True or both")
-    check_positive(fps=fps, sample_rate=sample_rate)
-    if short_side is not None:
-        check_positive(short_side=short_side)
+    check_whole_file_args("decode_full", fps, short_side, sample_rate, video, audio)
     with Source(path) as src:
         src.require(video=video, audio=audio)
         consumers = {}

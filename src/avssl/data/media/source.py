@@ -73,6 +73,15 @@ def check_positive(**values):
             raise ValueError(f"{name} must be > 0, got {value!r}")
 
 
+def check_whole_file_args(what: str, fps, short_side, sample_rate, video: bool, audio: bool) -> None:
+    """The arguments of a whole-file decode (``decode_full``, the decoded cache); ``what`` names the caller."""
+    if not (video or audio):
+        raise ValueError(f"{what} needs video=True, audio=True or both")
+    check_positive(fps=fps, sample_rate=sample_rate)
+    if short_side is not None:
+        check_positive(short_side=short_side)
+
+
 def reason_of(err: Exception) -> str:
     """FFmpeg's short message without errno and file name, e.g. 'Invalid data found when processing input'."""
     return getattr(err, "strerror", None) or str(err) or type(err).__name__
