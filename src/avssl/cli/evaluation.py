@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .parser import add_device_options, add_scratch_options
+
 
 def _floats(text: str, grid: tuple) -> tuple:
     """``paper`` -> the paper's grid, ``crisscross`` -> CrissCross's C grid (App. E.1), else
@@ -50,21 +52,15 @@ def _common(p, folds: bool = True, modality: bool = True) -> None:
     p.add_argument("--audio-seconds", type=float, metavar="S",
                    help="seconds of audio per clip (default: as trained; CrissCross evaluates ESC50 on 5 s and "
                         "DCASE on 1 s, Sec. 4.7)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device_options(p)
 
 
 def _encoder_options(p) -> None:
     """--encoders, and how to build 'scratch' (random) encoders: --preset < --config < --set, as avssl pretrain."""
-    from .parser import add_config_options
-
     p.add_argument("--encoders", required=True, metavar="RUN_OR_PT|scratch",
                    help="run directory or encoders.pt of a pretraining run, or 'scratch' (random init of --preset)")
-    add_config_options(p, preset_help="architecture and clip settings of --encoders scratch (e.g. cpu-tiny)",
-                       config_help="YAML or JSON config file for --encoders scratch (a run's config.json gives "
-                                   "random encoders of that run's architecture); over --preset, under --set",
-                       set_help="config value for --encoders scratch, e.g. --set video.crop=112 (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of scratch weights and of the evaluation (default 0)")
+    add_scratch_options(p, "--encoders scratch", "architecture and clip settings of --encoders scratch (e.g. cpu-tiny)",
+                        "video.crop=112", "seed of scratch weights and of the evaluation (default 0)")
 
 
 def _extract_options(p) -> None:
@@ -89,8 +85,7 @@ def register(subparsers) -> None:
     p.add_argument("--clips", type=int, default=10, help="uniformly spaced clips per video (default 10)")
     p.add_argument("--level", choices=["video", "clip"], default="video",
                    help="one row per video (the clips' average) or one per clip")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device_options(p)
     _extract_options(p)
     d = p.add_argument_group("dense features for temporal localization (XDC Sec. 7): one (T, D) .npy per video "
                              "+ index.csv; --clips and --level do not apply")
@@ -208,8 +203,7 @@ def register(subparsers) -> None:
     p.add_argument("--clips", type=int, default=3, help="uniform audio-visual clips per video (default 3)")
     p.add_argument("--ks", type=_ints, default=RECALL_KS, help="recall cut-offs (default 1,5,20)")
     p.add_argument("--batch-size", type=int, help="clips per forward pass (default: the run's batch size)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device_options(p)
     p.set_defaults(func=_run_crossmodal)
 
     p = sub.add_parser("clusters", help="purity/NMI/ARI, top and bottom clusters, picture grid and HTML of a run",
@@ -250,8 +244,7 @@ def register(subparsers) -> None:
                    help="without a train/test split column: videos that choose the threshold (default 0.5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pairing and of the fit/report split")
     p.add_argument("--batch-size", type=int, help="clips per forward pass (default: the run's batch size)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device_options(p)
     p.set_defaults(func=_run_sync)
 
     # The one place every command of this module gets its --out folder: checked (not a file) and locked

@@ -84,3 +84,19 @@ def add_config_options(p, *, preset_help: str | None = None, set_help: str | Non
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=set_help or "override one config value, e.g. --set optim.lr=0.02 (repeatable; wins over "
                                     "--config)")
+
+
+def add_scratch_options(p, what: str, preset_help: str, set_example: str, seed_help: str) -> None:
+    """How to build random ("scratch") encoders, as ``avssl pretrain`` builds a config (--preset < --config
+    < --set), and ``--seed`` of their weights; ``what`` names them in the help ("'scratch'")."""
+    add_config_options(p, preset_help=preset_help,
+                       config_help=f"YAML or JSON config file for {what} (a run's config.json gives random encoders "
+                                   f"of that run's architecture); over --preset, under --set",
+                       set_help=f"config value for {what}, e.g. --set {set_example} (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+
+
+def add_device_options(p) -> None:
+    """``--device`` and ``--no-progress``, as every evaluation command takes them."""
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")

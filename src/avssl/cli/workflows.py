@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..workflows import demo, filters, longclip, sweep
-from .parser import add_config_options
+from .parser import add_config_options, add_scratch_options
 
 
 def register(sub) -> None:
@@ -91,11 +91,11 @@ def _add_sweep(sub) -> None:
     p.add_argument("--finetune", action="store_true", help="also full fine-tuning (XDC Table 5: fc-only vs all)")
     p.add_argument("--finetune-epochs", type=int, default=8, help="epochs of --finetune")
     p.add_argument("--eval-clips", type=int, default=10, help="uniform clips per video in evaluation (default 10)")
-    p.add_argument("--config", metavar="FILE",
-                   help="YAML or JSON file with any part of the config tree, applied to every run over its preset "
-                        "(its method key is ignored: --methods chooses)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for every run, e.g. --set iterations=2 (repeatable; wins over --config)")
+    add_config_options(p, preset_help=False,
+                       config_help="YAML or JSON file with any part of the config tree, applied to every run over "
+                                   "its preset (its method key is ignored: --methods chooses)",
+                       set_help="config override for every run, e.g. --set iterations=2 (repeatable; wins over "
+                                "--config)")
     p.add_argument("--subset-seed", type=int, default=0, help="seed of the --fractions subsets")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.set_defaults(func=_run_sweep)
@@ -132,11 +132,11 @@ def _add_retrain_long(sub) -> None:
     p.add_argument("--batch-size", type=int, help="default: the run's batch x run frames / --frames (32 -> 8)")
     p.add_argument("--lr", type=float, help="default: the run's lr x new batch / run batch (0.01 -> 0.0025)")
     p.add_argument("--data", help="manifest to train on (default: the run's own videos, matched by path)")
-    p.add_argument("--config", metavar="FILE",
-                   help="YAML or JSON file of config values for the retraining, applied like --set values before "
-                        "the --set ones (its method and video.num_frames are left out: the command sets them)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override another config value of the retraining, e.g. --set optim.max_epochs=10")
+    add_config_options(p, preset_help=False,
+                       config_help="YAML or JSON file of config values for the retraining, applied like --set values "
+                                   "before the --set ones (its method and video.num_frames are left out: the command "
+                                   "sets them)",
+                       set_help="override another config value of the retraining, e.g. --set optim.max_epochs=10")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.set_defaults(func=_run_retrain_long)
 
@@ -165,11 +165,7 @@ def _add_filters(sub) -> None:
                    help="run directories or encoders.pt files (or 'scratch' with --preset), one row each")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--labels", help="comma-separated row titles (default: run folder and method)")
-    add_config_options(p, preset_help="architecture of 'scratch'",
-                       config_help="YAML or JSON config file for 'scratch' (a run's config.json gives random "
-                                   "encoders of that run's architecture); over --preset, under --set",
-                       set_help="config value for 'scratch', e.g. --set video.width=0.5 (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of 'scratch' weights")
+    add_scratch_options(p, "'scratch'", "architecture of 'scratch'", "video.width=0.5", "seed of 'scratch' weights")
     p.set_defaults(func=_run_filters)
 
 
