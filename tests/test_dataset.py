@@ -80,20 +80,3 @@ def test_per_clip_tensor_work_runs_on_one_torch_thread(entries):
         torch.set_num_threads(before)
     assert seen == [1, 1] and item["video"].dtype == torch.float32
 
-
-def test_num_workers_auto_and_explicit():
-    import os
-
-    import torch
-
-    from avssl.config import LoaderConfig, resolve
-    from avssl.data.pipeline import num_workers
-    from avssl.errors import ConfigError
-
-    assert num_workers(LoaderConfig(workers=3), torch.device("cpu")) == 3
-    cores = len(os.sched_getaffinity(0))
-    auto = num_workers(LoaderConfig(workers=-1), torch.device("cpu"))
-    assert auto == (0 if cores <= 2 else min(8, cores // 4))
-    assert num_workers(LoaderConfig(workers=-1), torch.device("cuda")) == min(8, cores - 1)
-    with pytest.raises(ConfigError, match="loader.workers"):
-        resolve("cpu-tiny", "xdc", ["loader.workers=-2"])

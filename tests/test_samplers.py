@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from avssl.data.samplers import ClipTooShortError, FixedClipSampler, RandomClipSampler, UniformClipSampler
+from avssl.data.samplers import (
+    ClipTooShortError, DenseClipSampler, FixedClipSampler, RandomClipSampler, UniformClipSampler,
+)
 from avssl.errors import ConfigError
 
 
@@ -103,3 +105,21 @@ def test_constructor_validation(make, field):
 def test_fixed_rejects_negative_keys():
     with pytest.raises(ValueError, match="key"):
         FixedClipSampler(1.0, num_clips=1)(5.0, key=-1)
+
+
+def test_every_sampler_takes_one_call_and_uses_what_it_needs():
+    """sampler(duration, rng, key=): the random one draws from rng, the fixed one keys on the video, the
+    others ignore both; per_epoch tells a dataset which kind it holds."""
+    samplers = [RandomClipSampler(2.0, 3), FixedClipSampler(2.0, 3, seed=1), UniformClipSampler(2.0, 3),
+                DenseClipSampler(2.0, 1.5)]
+    assert [s.per_epoch for s in samplers] == [True, False, False, False]
+    for s in samplers:
+        a = s(10.0, np.random.default_rng(0), key=4)
+        assert a == s(10.0, np.random.default_rng(0), key=4)
+        if s.per_epoch:
+            assert a != s(10.0, np.random.default_rng(1), key=4)
+        else:  # the same starts whatever generator the epoch hands it
+            assert a == s(10.0, np.random.default_rng(1), key=4)
+    assert samplers[1](10.0, None, key=4) != samplers[1](10.0, None, key=5)
+    with pytest.raises(ValueError, match="rng"):
+        RandomClipSampler(2.0)(10.0, key=4)
