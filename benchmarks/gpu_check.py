@@ -354,6 +354,12 @@ def _headline(name: str, r: dict) -> str:
     return "partial: see the JSON" if r else ""
 
 
+def _table(caption: str, header, *rows) -> list[str]:
+    """A captioned markdown table, preceded by a blank line."""
+    return ["", caption, "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|",
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
 def markdown(result: dict) -> str:
     cuda = result["cuda"]
     m = result["machine"]
@@ -369,45 +375,44 @@ def markdown(result: dict) -> str:
     st = result["stages"]
     r = st.get("train_step", {}).get("result", {})
     if r.get("rows"):
-        lines += ["", "Training step (median of the repeats; speed-up against fp32 contiguous)", "",
-                  "| model | batch | precision | layout | ms/step | clips/s | speed-up |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {x['model']} | {x['batch']} | {x['precision']} | {x['layout']} | {x['ms_per_step']:.1f} | "
-                  f"{x['clips_per_s']:.1f} | {x['speedup_vs_fp32']:.2f}x |" for x in r["rows"]]
+        lines += _table("Training step (median of the repeats; speed-up against fp32 contiguous)",
+                        ["model", "batch", "precision", "layout", "ms/step", "clips/s", "speed-up"],
+                        *([x["model"], x["batch"], x["precision"], x["layout"], f"{x['ms_per_step']:.1f}",
+                           f"{x['clips_per_s']:.1f}", f"{x['speedup_vs_fp32']:.2f}x"] for x in r["rows"]))
     r = st.get("engine", {}).get("result", {})
     if "ms_per_step" in r:
         ms = r["ms_per_step"]
-        lines += ["", f"Engine against a bare loop ({r['preset']}, {r['precision']}, {r['memory_format']}, batch "
-                      f"{r['batch_size']}, {r['train_videos']} training videos, loader workers {r['loader_workers']}; "
-                      "median ms per step)", "",
-                  "| bare loop | engine, pre-decoded | engine, real loading | same, 0 workers | **bare / engine** "
-                  f"(goal >= {r['goal_engine_over_bare_min']}) | real / pre-decoded |", "|---|---|---|---|---|---|",
-                  f"| {ms['bare']:.1f} | {ms['engine_predecoded']:.1f} | {ms['engine_real']:.1f} | "
-                  f"{ms['engine_real_workers0']:.1f} | {r['engine_over_bare']:.3f} "
-                  f"{'met' if r['goal_engine_met'] else 'MISSED'} | {r['real_over_predecoded']:.3f} |"]
+        lines += _table(f"Engine against a bare loop ({r['preset']}, {r['precision']}, {r['memory_format']}, batch "
+                        f"{r['batch_size']}, {r['train_videos']} training videos, loader workers {r['loader_workers']}; "
+                        "median ms per step)",
+                        ["bare loop", "engine, pre-decoded", "engine, real loading", "same, 0 workers",
+                         f"**bare / engine** (goal >= {r['goal_engine_over_bare_min']})", "real / pre-decoded"],
+                        [f"{ms[k]:.1f}" for k in ("bare", "engine_predecoded", "engine_real", "engine_real_workers0")]
+                        + [f"{r['engine_over_bare']:.3f} {'met' if r['goal_engine_met'] else 'MISSED'}",
+                           f"{r['real_over_predecoded']:.3f}"])
     r = st.get("iteration", {}).get("result", {})
     if "seconds" in r:
         sec = r["seconds"]
-        lines += ["", f"One deep-clustering iteration ({r['preset']}, k={r['k']}, batch {r['batch_size']}, "
-                      f"{r['precision']}, {r['memory_format']}; seconds)", "",
-                  "| clips | generating them | extract | cluster | train (1 epoch) | total |", "|---|---|---|---|---|---|",
-                  f"| {r['clips']} | {r['world_seconds']:.1f} | {sec['extract']:.1f} | {sec['cluster']:.2f} | "
-                  f"{sec['train']:.1f} | {sec['total']:.1f} |"]
+        lines += _table(f"One deep-clustering iteration ({r['preset']}, k={r['k']}, batch {r['batch_size']}, "
+                        f"{r['precision']}, {r['memory_format']}; seconds)",
+                        ["clips", "generating them", "extract", "cluster", "train (1 epoch)", "total"],
+                        [str(r["clips"]), f"{r['world_seconds']:.1f}", f"{sec['extract']:.1f}", f"{sec['cluster']:.2f}",
+                         f"{sec['train']:.1f}", f"{sec['total']:.1f}"])
     r = st.get("kmeans", {}).get("result", {})
     if r.get("runs"):
-        lines += ["", f"k-means (faiss {r['faiss']}, {r['faiss_gpus']} GPUs seen by faiss, "
-                      f"{r['faiss_omp_threads']} threads)", "",
-                  "| N | d | k | on | making the features (s) | kmeans() (s, median) |", "|---|---|---|---|---|---|",
-                  f"| {r['n']:,} | {r['d']} | {r['k']} | {r['on']} | {r['features_seconds']:.1f} | "
-                  f"{r['seconds_median']:.2f} |"]
+        lines += _table(f"k-means (faiss {r['faiss']}, {r['faiss_gpus']} GPUs seen by faiss, "
+                        f"{r['faiss_omp_threads']} threads)",
+                        ["N", "d", "k", "on", "making the features (s)", "kmeans() (s, median)"],
+                        [f"{r['n']:,}", str(r["d"]), str(r["k"]), r["on"], f"{r['features_seconds']:.1f}",
+                         f"{r['seconds_median']:.2f}"])
     r = st.get("loader", {}).get("result", {})
     if "clips_per_s" in r:
         cps = r["clips_per_s"]
         speed = next((v for key, v in r.items() if key.startswith("speedup_over_")), {})
-        lines += ["", f"Loader: {r['preset']} training sampler, {r['clips_per_epoch']} clips per epoch from "
-                      f"{r['videos']}, batch {r['batch_size']}", "",
-                  "| workers | " + " | ".join(cps) + " |", "|---" * (len(cps) + 1) + "|",
-                  "| clips/s | " + " | ".join(f"{v:.0f}" for v in cps.values()) + " |",
-                  "| speed-up | " + " | ".join(f"{v:.2f}x" for v in speed.values()) + " |"]
+        lines += _table(f"Loader: {r['preset']} training sampler, {r['clips_per_epoch']} clips per epoch from "
+                        f"{r['videos']}, batch {r['batch_size']}", ["workers", *cps],
+                        ["clips/s", *(f"{v:.0f}" for v in cps.values())],
+                        ["speed-up", *(f"{v:.2f}x" for v in speed.values())])
     return "\n".join(lines) + "\n"
 
 
