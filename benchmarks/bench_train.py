@@ -72,6 +72,11 @@ def median_ms(xs) -> float:
     return 1000 * statistics.median(xs)
 
 
+def _past(deadline, done: int, at_least: int) -> bool:
+    """Whether to stop repeating: ``deadline`` (time.monotonic()) has passed and ``at_least`` repeats are done."""
+    return deadline is not None and done >= at_least and time.monotonic() > deadline
+
+
 # --------------------------------------------------------------------------------------- precision
 
 def _to_channels_last(method):
@@ -82,8 +87,9 @@ def _to_channels_last(method):
     return m
 
 
-def part_precision(quick: bool, repeats: int, paper: bool, device=None, shapes=None) -> list[dict]:
-    """``shapes``: (preset, batch, frames, crop) to time (default: demo, and the paper's at 112 with ``paper``)."""
+def part_precision(quick: bool, repeats: int, paper: bool, device=None, shapes=None, deadline=None) -> list[dict]:
+    """``shapes``: (preset, batch, frames, crop) to time (default: demo, and the paper's at 112 with ``paper``);
+    ``deadline`` (time.monotonic()): no new repeat after it, beyond the first two."""
     from avssl.config import preset
     from avssl.engine.precision import autocast
     from avssl.methods import build_method
@@ -126,6 +132,8 @@ def part_precision(quick: bool, repeats: int, paper: bool, device=None, shapes=N
             step(v[0], m, b, opt)
         order = list(variants)
         for r in range(repeats):
+            if _past(deadline, r, 2):
+                break
             for v in order[r % len(order):] + order[:r % len(order)]:
                 m, b, opt = variants[v]
                 t = time.perf_counter()
@@ -135,7 +143,7 @@ def part_precision(quick: bool, repeats: int, paper: bool, device=None, shapes=N
         for (prec, layout), ts in times.items():
             rows.append({"model": name, "batch": f"{batch_size}x3x{frames}x{crop}x{crop} + 40x100", "precision": prec,
                          "layout": layout, "ms_per_step": median_ms(ts), "clips_per_s": batch_size / statistics.median(ts),
-                         "speedup_vs_fp32": ref / statistics.median(ts)})
+                         "speedup_vs_fp32": ref / statistics.median(ts), "repeats": len(ts)})
     return rows
 
 
@@ -179,8 +187,9 @@ def bare_epoch(method, optimizer, batches, precision, memory_format, device=None
     return len(batches)
 
 
-def part_engine_loader(quick: bool, repeats: int, workdir: Path, cfg=None, world_cfg=None) -> dict:
-    """``cfg``: the run's config (default: ``config(quick)``; its ``device`` is used); ``world_cfg``: see ``world``."""
+def part_engine_loader(quick: bool, repeats: int, workdir: Path, cfg=None, world_cfg=None, deadline=None) -> dict:
+    """``cfg``: the run's config (default: ``config(quick)``; its ``device`` is used); ``world_cfg``: see ``world``;
+    ``deadline`` (time.monotonic()): no new repeat after it, beyond the first."""
     from dataclasses import replace
 
     from avssl.data.dataset import collate_clips, num_workers
@@ -224,6 +233,8 @@ def part_engine_loader(quick: bool, repeats: int, workdir: Path, cfg=None, world
     steps = {}
     order = list(variants)
     for r in range(repeats):
+        if _past(deadline, r, 1):
+            break
         for k in order[r % len(order):] + order[:r % len(order)]:
             s, n = variants[k]()
             times[k].append(s)

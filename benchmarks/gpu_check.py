@@ -89,7 +89,8 @@ def stage_train_step(args, device, record):
     from bench_train import part_precision
 
     s = sizes(args.quick)
-    rows = part_precision(args.quick, s.step_repeats, False, device=device, shapes=[s.step_shape])
+    rows = part_precision(args.quick, s.step_repeats, False, device=device, shapes=[s.step_shape],
+                          deadline=args.deadline)
     record({"rows": rows, "repeats": s.step_repeats, "cudnn_benchmark": torch.backends.cudnn.benchmark})
 
 
@@ -106,7 +107,7 @@ def stage_engine(args, device, record):
     # k below the ~240 training videos of the full world (xdc-paper's 256 would exceed them)
     cfg = config(args.quick, s.preset, extra=[] if args.quick else ["clustering.k=32"], device=device.type)
     e = part_engine_loader(args.quick, s.engine_repeats, Path(args.workdir), cfg=cfg,
-                           world_cfg=_world_cfg(**s.engine_world))
+                           world_cfg=_world_cfg(**s.engine_world), deadline=args.deadline)
     e["goal_engine_over_bare_min"] = GOALS["engine_over_bare_min"]
     e["goal_engine_met"] = e["engine_over_bare"] >= GOALS["engine_over_bare_min"]
     record(e)
@@ -154,6 +155,8 @@ def stage_kmeans(args, device, record):
             "faiss_omp_threads": faiss.omp_get_max_threads(), "features_seconds": time.perf_counter() - t, "runs": []})
     runs = []
     for seed in range(s.kmeans_runs):
+        if runs and time.monotonic() + runs[-1]["seconds"] > args.deadline:  # another would not end in time
+            break
         t = time.perf_counter()
         res = kmeans(x, k, seed=seed, gpu=on_gpu)
         sizes_ = res.sizes()
@@ -219,6 +222,8 @@ def run_stage_here(args) -> int:
         tmp.replace(out)  # whole files only: the parent may read it after a kill
 
     device = torch.device(args.device)
+    # Repeats stop at 75% of the budget, so that the stage ends with what it measured instead of being killed.
+    args.deadline = time.monotonic() + 0.75 * args.stage_budget
     try:
         globals()[f"stage_{args.stage}"](args, device, record)
     except Exception as e:  # the parent reports it and goes on with the next stage
@@ -235,7 +240,8 @@ def launch(args, name: str, device: str, budget: float, workdir: Path) -> dict:
     pools die with it) and kill the group at ``budget`` seconds."""
     out = workdir / f"{name}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", name, "--stage-out", str(out),
-           "--device", device, "--workdir", str(workdir / name)] + (["--quick"] if args.quick else [])
+           "--device", device, "--workdir", str(workdir / name), "--stage-budget", str(budget)] \
+        + (["--quick"] if args.quick else [])
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, start_new_session=True)
     try:
