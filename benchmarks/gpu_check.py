@@ -170,7 +170,7 @@ def stage_loader(args, device, record):
     import torch
 
     from bench_loader import ensure_videos
-    from bench_loader_bound import CONTENT_FPS, worker_scaling
+    from bench_loader_bound import CONTENT_FPS, sampler_item, worker_scaling
 
     from avssl.config import preset
     from avssl.data.dataset import clip_spec, make_dataset
@@ -190,8 +190,18 @@ def stage_loader(args, device, record):
     rng = np.random.default_rng(0)
     pairs = [(str(p), float(rng.uniform(0, v["seconds"] - spec.duration - 0.1)))
              for p in paths for _ in range(s.clips_per_video)]
+    # Clips per epoch from one clip's cost in this process: every worker count's epochs together cost two
+    # epochs of one worker where the workers scale perfectly, three here as a margin (on 2 busy cores, 1 and 2
+    # workers took 1.8), done 1 + repeats times, and must end before the stage's deadline.
+    t = time.perf_counter()
+    for i, (path, start) in enumerate(pairs[:4]):
+        sampler_item(ds, path, start, i)
+    per_clip = (time.perf_counter() - t) / len(pairs[:4])
+    fits = int((args.deadline - time.monotonic()) / (3 * (1 + s.loader_repeats) * per_clip))
+    pairs = pairs[::max(1, len(pairs) // max(fits, 4 * s.loader_batch))]  # every video keeps its share
+    record({"preset": s.preset, "ms_per_clip_main_process": 1000 * per_clip, "clips_per_epoch": len(pairs)})
     opts = SimpleNamespace(scaling=s.workers, batch_size=s.loader_batch, repeats=s.loader_repeats)
-    record({"preset": s.preset, **worker_scaling(opts, ds, pairs)})
+    record(worker_scaling(opts, ds, pairs))
 
 
 # ---------------------------------------------------------------------------------------- running
@@ -215,8 +225,12 @@ def run_stage_here(args) -> int:
     out = Path(args.stage_out)
     state: dict = {}
 
+    t0 = time.monotonic()
+
     def record(part: dict) -> None:
         state.update(part)
+        print(f"[gpu_check {args.stage} {time.monotonic() - t0:.0f} s] " + ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else k for k, v in part.items()), flush=True)
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, default=str))
         tmp.replace(out)  # whole files only: the parent may read it after a kill
