@@ -220,8 +220,13 @@ def cuda_info() -> dict | None:
 
 def run_stage_here(args) -> int:
     """The child process: run one stage, its result (or its error) in ``--stage-out``."""
+    import logging
+
     import torch
 
+    # the engine's own progress lines (epochs, iterations), so that a slow stage shows where it is
+    logging.basicConfig(level=logging.WARNING, format=f"[gpu_check {args.stage}] %(name)s: %(message)s")
+    logging.getLogger("avssl").setLevel(logging.INFO)
     out = Path(args.stage_out)
     state: dict = {}
 
