@@ -9,9 +9,8 @@ from pathlib import Path
 
 
 def machine_info() -> dict:
-    """CPU, memory and the versions of the libraries that set the speed (each benchmark adds its own)."""
-    import av
-    import faiss
+    """CPU, memory and the versions of the libraries that set the speed (each benchmark adds its own).
+    A library that is not installed is recorded as None (the GPU check runs without PyAV or faiss)."""
     import numpy as np
     import torch
 
@@ -31,10 +30,20 @@ def machine_info() -> dict:
         "mem_total_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "av": av.__version__,
-        "faiss": faiss.__version__,
+        "av": module_version("av"),
+        "faiss": module_version("faiss"),
         "numpy": np.__version__,
     }
+
+
+def module_version(name: str) -> str | None:
+    """``name.__version__``, or None when it cannot be imported."""
+    import importlib
+
+    try:
+        return importlib.import_module(name).__version__
+    except ImportError:
+        return None
 
 
 def code_state(paths) -> dict:

@@ -40,28 +40,41 @@ CODE = ["src/avssl/engine/pretrain.py", "src/avssl/engine/iteration.py", "src/av
         "src/avssl/config/presets.py"]
 
 
-def world(quick: bool, workdir: Path) -> Path:
-    """The demo world's training manifest (quick: a tiny world generated in ``workdir``)."""
-    from avssl.data.demo_world import DemoWorldConfig, demo_dataset
+def world(quick: bool, workdir: Path, world_cfg=None):
+    """The demo world's training manifest (quick: a tiny world generated in ``workdir``; ``world_cfg``:
+    that world, generated in ``workdir`` by one process per core)."""
+    import os
+
+    from avssl.data.demo_world import DemoWorldConfig, config_hash, demo_dataset, generate_demo_world
     from avssl.data.manifest import load_manifest
 
+    if world_cfg is not None:
+        path = generate_demo_world(workdir / f"world-{config_hash(world_cfg)}", world_cfg, workers=os.cpu_count(),
+                                   progress=False)
+        return load_manifest(path).filter_split("train")
     cfg = DemoWorldConfig(num_classes=4, clips_per_class=6, duration=2.5) if quick else DemoWorldConfig()
     manifest = load_manifest(demo_dataset(cache_dir=workdir if quick else None, config=cfg, progress=False))
     return manifest.filter_split("train")
 
 
-def config(quick: bool, **overrides):
+def config(quick: bool, preset_name: str = "demo", extra=(), **overrides):
+    """``preset_name`` with XDC; ``extra``: further ``key=value`` overrides, after quick's."""
     from avssl.config import resolve
 
     # one pass over the training videos per epoch, as the bare loop it is compared with makes
     items = ["optim.epoch_size=null"] + [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
     if quick:
         items += ["optim.batch_size=4", "clustering.k=4", "optim.max_epochs=2"]
-    return resolve("demo", "xdc", items)
+    return resolve(preset_name, "xdc", items + list(extra))
 
 
 def median_ms(xs) -> float:
     return 1000 * statistics.median(xs)
+
+
+def _past(deadline, done: int, at_least: int) -> bool:
+    """Whether to stop repeating: ``deadline`` (time.monotonic()) has passed and ``at_least`` repeats are done."""
+    return deadline is not None and done >= at_least and time.monotonic() > deadline
 
 
 # --------------------------------------------------------------------------------------- precision
@@ -74,22 +87,27 @@ def _to_channels_last(method):
     return m
 
 
-def part_precision(quick: bool, repeats: int, paper: bool) -> list[dict]:
+def part_precision(quick: bool, repeats: int, paper: bool, device=None, shapes=None, deadline=None) -> list[dict]:
+    """``shapes``: (preset, batch, frames, crop) to time (default: demo, and the paper's at 112 with ``paper``);
+    ``deadline`` (time.monotonic()): no new repeat after it, beyond the first two."""
     from avssl.config import preset
     from avssl.engine.precision import autocast
     from avssl.methods import build_method
 
-    shapes = [("demo", 4 if quick else 32, 8, 32)] + ([("xdc-paper", 2, 8, 112)] if paper else [])
+    device = torch.device("cpu") if device is None else device
+    if shapes is None:
+        shapes = [("demo", 4 if quick else 32, 8, 32)] + ([("xdc-paper", 2, 8, 112)] if paper else [])
     rows = []
     for name, batch_size, frames, crop in shapes:
         cfg = preset(name)
         cfg.video.num_frames, cfg.video.crop = frames, crop
         torch.manual_seed(0)
-        base = build_method(cfg)
+        base = build_method(cfg).to(device)
         base.pseudo_labels = {c: torch.randint(0, cfg.clustering.k_for(c), (batch_size,)) for c in base.clusterings}
         base.reset_heads(0)
-        video = torch.randn(batch_size, 3, frames, crop, crop)
-        batch = {"video": video, "audio": torch.randn(batch_size, 1, 40, 100), "index": torch.arange(batch_size)}
+        video = torch.randn(batch_size, 3, frames, crop, crop, device=device)
+        batch = {"video": video, "audio": torch.randn(batch_size, 1, 40, 100, device=device),
+                 "index": torch.arange(batch_size)}  # indices stay on the CPU, as batch_to_device leaves them
         variants = {}
         for prec in ("fp32", "bf16"):
             for layout in ("contiguous", "channels_last_3d"):
@@ -101,17 +119,21 @@ def part_precision(quick: bool, repeats: int, paper: bool) -> list[dict]:
                 variants[(prec, layout)] = (m, b, opt)
 
         def step(prec, m, b, opt):
-            with autocast(torch.device("cpu"), prec):
+            with autocast(device, prec):
                 loss, _ = m(b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if device.type == "cuda":  # CUDA runs asynchronously: the step ends when its kernels have
+                torch.cuda.synchronize(device)
 
         times = {v: [] for v in variants}
         for v, (m, b, opt) in variants.items():  # warm-up: oneDNN builds its kernels on first use
             step(v[0], m, b, opt)
         order = list(variants)
         for r in range(repeats):
+            if _past(deadline, r, 2):
+                break
             for v in order[r % len(order):] + order[:r % len(order)]:
                 m, b, opt = variants[v]
                 t = time.perf_counter()
@@ -120,7 +142,8 @@ def part_precision(quick: bool, repeats: int, paper: bool) -> list[dict]:
         ref = statistics.median(times[("fp32", "contiguous")])
         for (prec, layout), ts in times.items():
             rows.append({"model": name, "batch": f"{batch_size}x3x{frames}x{crop}x{crop} + 40x100", "precision": prec,
-                         "layout": layout, "ms_per_step": median_ms(ts), "speedup_vs_fp32": ref / statistics.median(ts)})
+                         "layout": layout, "ms_per_step": median_ms(ts), "clips_per_s": batch_size / statistics.median(ts),
+                         "speedup_vs_fp32": ref / statistics.median(ts), "repeats": len(ts)})
     return rows
 
 
@@ -146,22 +169,27 @@ class PreDecoded(torch.utils.data.Dataset):
         pass
 
 
-def bare_epoch(method, optimizer, batches, precision, memory_format) -> int:
+def bare_epoch(method, optimizer, batches, precision, memory_format, device=None) -> int:
     """The loop a user would write: forward, backward, step over ready batches."""
-    from avssl.engine.precision import autocast, video_input
+    from avssl.engine.precision import autocast, batch_to_device
 
+    device = torch.device("cpu") if device is None else device
     method.train()
     for batch in batches:
-        batch = {**batch, "video": video_input(batch["video"], memory_format)}
-        with autocast(torch.device("cpu"), precision):
+        batch = batch_to_device(batch, device, memory_format)
+        with autocast(device, precision):
             loss, _ = method(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    if device.type == "cuda":  # the engine's epoch ends synchronised (it reads each step's loss)
+        torch.cuda.synchronize(device)
     return len(batches)
 
 
-def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
+def part_engine_loader(quick: bool, repeats: int, workdir: Path, cfg=None, world_cfg=None, deadline=None) -> dict:
+    """``cfg``: the run's config (default: ``config(quick)``; its ``device`` is used); ``world_cfg``: see ``world``;
+    ``deadline`` (time.monotonic()): no new repeat after it, beyond the first."""
     from dataclasses import replace
 
     from avssl.data.dataset import collate_clips
@@ -170,8 +198,8 @@ def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
     from avssl.engine.pretrain import Pretrainer
     from avssl.engine.schedule import build_optimizer
 
-    cfg = config(quick)
-    trainer = Pretrainer(cfg, world(quick, workdir), workdir / "engine-run", progress=False)
+    cfg = config(quick) if cfg is None else cfg
+    trainer = Pretrainer(cfg, world(quick, workdir, world_cfg), workdir / "engine-run", progress=False)
     trainer.method.begin_iteration(IterationContext(trainer, 0))  # real extraction + k-means: real pseudo-labels
     trainer.model = trainer._wrap()
     optimizer = build_optimizer(cfg.optim, trainer.method.trainable_groups())
@@ -181,6 +209,8 @@ def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
     train = [pre_set[i] for i in trainer.train_indices]
     bs = o.batch_size
     batches = [collate_clips(train[i:i + bs]) for i in range(0, len(train) - bs + 1, bs)]  # drop_last, as the engine
+    if trainer.device.type == "cuda":  # as the engine's loader hands them over (pin_memory on CUDA)
+        batches = [{k: v.pin_memory() if torch.is_tensor(v) else v for k, v in b.items()} for b in batches]
     workers = num_workers(cfg.loader, trainer.device)
 
     def engine(dataset, loader_workers):
@@ -195,7 +225,8 @@ def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
         "engine_real": lambda: engine(real_set, workers),
         "engine_real_workers0": lambda: engine(real_set, 0),
         "bare": lambda: (lambda t0, n: ((time.perf_counter() - t0) / n, n))(
-            time.perf_counter(), bare_epoch(trainer.method, optimizer, batches, trainer.precision, trainer.memory_format)),
+            time.perf_counter(), bare_epoch(trainer.method, optimizer, batches, trainer.precision, trainer.memory_format,
+                                            trainer.device)),
     }
     for fn in variants.values():  # warm-up
         fn()
@@ -203,6 +234,8 @@ def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
     steps = {}
     order = list(variants)
     for r in range(repeats):
+        if _past(deadline, r, 1):
+            break
         for k in order[r % len(order):] + order[:r % len(order)]:
             s, n = variants[k]()
             times[k].append(s)
@@ -210,7 +243,8 @@ def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
     per_repeat_engine = [b / e for b, e in zip(times["bare"], times["engine_predecoded"])]
     per_repeat_loader = [r / p for r, p in zip(times["engine_real"], times["engine_predecoded"])]
     result = {
-        "precision": trainer.precision, "memory_format": trainer.memory_format, "batch_size": bs, "loader_workers": workers,
+        "device": str(trainer.device), "preset": cfg.preset, "precision": trainer.precision,
+        "memory_format": trainer.memory_format, "batch_size": bs, "loader_workers": workers,
         "steps_per_epoch": steps, "train_videos": len(train),
         "ms_per_step": {k: median_ms(v) for k, v in times.items()},
         "engine_over_bare": statistics.median(per_repeat_engine),
@@ -225,6 +259,12 @@ def part_engine_loader(quick: bool, repeats: int, workdir: Path) -> dict:
 
 # -------------------------------------------------------------------------------------- iteration
 
+def iteration_summary(run_dir: Path, iteration: int = 0) -> dict:
+    """The summary record of one iteration in a run's metrics.jsonl (its ``times`` hold the stage split)."""
+    return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+            if r.get("summary") and r.get("iteration") == iteration][0]
+
+
 def part_iteration(quick: bool, workdir: Path) -> list[dict]:
     """One XDC iteration, the same schedule with the old default (fp32) and the new (auto)."""
     from avssl.engine.pretrain import pretrain
@@ -235,8 +275,7 @@ def part_iteration(quick: bool, workdir: Path) -> list[dict]:
         cfg = config(quick, iterations=1, precision=precision, memory_format=layout,
                      **{"optim.early_stop": 0, "loader.workers": workers})
         run = pretrain(cfg, data, workdir / f"iteration-{precision}-{layout}", progress=False)
-        summary = [r for r in map(json.loads, (run.run_dir / "metrics.jsonl").read_text().splitlines())
-                   if r.get("summary")][0]
+        summary = iteration_summary(run.run_dir)
         t = summary["times"]
         rows.append({"variant": label, "precision": summary["precision"], "memory_format": summary["memory_format"],
                      "loader_workers": workers,

@@ -135,18 +135,21 @@ def _cpu_tiny() -> PretrainConfig:
 
 
 def _demo() -> PretrainConfig:
-    """The preset of ``avssl demo``: cpu-small at 8x32x32, k=16, and enough SGD steps to learn.
+    """The preset of ``avssl demo``: cpu-small at 4x32x32 frames 0.2 s apart, k=16, and enough SGD steps to learn.
 
     The budget is counted in steps, not passes: an epoch is 1,920 clips (8 per training video of the
     demo world, ``optim.epoch_size``), 60 steps of 32, so 3 iterations of 3 epochs are 540 steps
-    (``supervised``: one run of the same 9 epochs, the step decay after epoch 7). With one pass per
-    epoch (7 steps) the supervised video encoder reached 27.5% on the held-out videos, with 360 steps
-    67%, with 540 steps 70% (RESULTS.md sections 9 and 10). k is twice the world's 8 classes."""
+    (``supervised``: one run of the same 9 epochs, the step decay after epoch 7). k is twice the
+    world's 8 classes. Four frames at 5 fps span 0.8 s, two periods of most of the world's motions:
+    8 frames at 30 fps (0.27 s, less than one period) left the supervised video encoder at 70% on the
+    held-out videos, 4 frames at 5 fps reach about 90% at half the cost of a step (RESULTS.md
+    section 11)."""
     cfg = _cpu_small()
     cfg.preset = "demo"
     # The demo world's 64x64 shapes stay recognisable at 32x32 (64x64 clips take 3x longer; RESULTS.md
     # section 6).
     cfg.video.resize, cfg.video.crop = 40, 32
+    cfg.video.num_frames, cfg.video.fps = 4, 5.0
     cfg.clustering.k = 16
     cfg.iterations = 3
     cfg.optim = OptimConfig(lr=0.05, batch_size=32, warmup_epochs=1, step_epochs=6, gamma=0.1, max_epochs=3,
