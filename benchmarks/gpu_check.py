@@ -173,7 +173,7 @@ def stage_loader(args, device, record):
     from bench_loader_bound import CONTENT_FPS, sampler_item, worker_scaling
 
     from avssl.config import preset
-    from avssl.data.dataset import clip_spec, make_dataset
+    from avssl.data.pipeline import clip_spec, make_dataset
 
     torch.set_num_threads(1)  # as in a DataLoader worker
     s = sizes(args.quick)
