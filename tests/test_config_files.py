@@ -216,7 +216,7 @@ def test_every_command_has_a_description_and_every_option_help_with_its_default(
 def test_help_texts_shown_to_users(capsys):
     parsers = dict(_every_parser(build_parser()))
     demo = " ".join(parsers[("avssl", "demo")].format_help().split())
-    assert "about 17 minutes on a 2-core CPU" in demo and "20 min" not in demo
+    assert "about 9 minutes on a 2-core CPU" in demo and "20 min" not in demo
     for name in ("linear", "svm", "finetune", "retrieval", "fusion", "crossmodal", "clusters", "sync"):
         assert len(parsers[("avssl", "eval", name)].description) > 60  # more than the one-line help
     assert "(default: 32)" in " ".join(parsers[("avssl", "eval", "linear")].format_help().split())

@@ -19,9 +19,9 @@ def register(sub) -> None:
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="pretrain and compare methods on the embedded demo world (CPU, about 17 minutes "
+    p = sub.add_parser("demo", help="pretrain and compare methods on the embedded demo world (CPU, about 9 minutes "
                                     "on a 2-core CPU)",
-                       description=demo.__doc__.rstrip() + "\n\nThe default methods take about 17 minutes on a "
+                       description=demo.__doc__.rstrip() + "\n\nThe default methods take about 9 minutes on a "
                                                      "2-core CPU.")
     p.add_argument("--out", default="avssl-demo", help="output folder (default: ./avssl-demo)")
     p.add_argument("--methods", default=",".join(demo.DEFAULT_METHODS),
