@@ -69,6 +69,12 @@ def test_curve_data_holds_exactly_the_logged_values(xdc_two_iterations):
     for key, values in e["acc"].items():
         assert values == [r[key] for r in epochs]
     assert set(e["loss_terms"]) == {"loss_audio_from_video", "loss_video_from_audio"}
+    # The validation loss of each term too (which direction memorises its pseudo-labels), summing to the total.
+    assert set(e["val_loss_terms"]) == {"val_loss_audio_from_video", "val_loss_video_from_audio"}
+    for key, values in e["val_loss_terms"].items():
+        assert values == [r[key] for r in epochs] and all(math.isfinite(v) and v > 0 for v in values)
+    for i, total in enumerate(e["val_loss"]):
+        assert sum(ys[i] for ys in e["val_loss_terms"].values()) == pytest.approx(total, rel=1e-4)
     assert d["method"] == "xdc"
     values = e["loss"] + e["val_loss"]
     assert d["loss_scale"] == ("log" if max(values) / min(values) > 100 else "linear")
@@ -88,7 +94,7 @@ def test_curve_data_holds_exactly_the_logged_values(xdc_two_iterations):
 
     # Every other number an epoch logs (e.g. a gradient norm) is a curve of the "other" panel.
     logged = {k for r in epochs for k, v in r.items() if isinstance(v, (int, float))}
-    plain = {k for k in logged if not k.startswith(("acc_", "loss_"))} - {"iteration", "epoch", "loss", "val_loss",
+    plain = {k for k in logged if not k.startswith(("acc_", "loss_", "val_loss_"))} - {"iteration", "epoch", "loss", "val_loss",
                                                                           "lr", "steps", "time"}
     assert set(e["other"]) == plain
     # ``time`` (each line's wall clock) is bookkeeping, never a curve

@@ -63,7 +63,8 @@ def curve_data(run_dir) -> dict:
 
         {"run": str, "method": str | None,
          "epochs": {"x": [1, 2, ...], "iteration": [...], "epoch": [...], "loss": [...], "val_loss": [...],
-                    "lr": [...], "acc": {key: [...]}, "loss_terms": {key: [...]}, "other": {key: [...]}},
+                    "lr": [...], "acc": {key: [...]}, "loss_terms": {key: [...]},
+                    "val_loss_terms": {"val_" + key: [...]}, "other": {key: [...]}},
          "boundaries": [x where an iteration after the first starts, minus 0.5],
          "loss_scale": "linear" | "log" | "symlog",
          "iterations": {"iteration": [...], "clusters": {name: {"k", "min", "mean", "median", "max",
@@ -86,8 +87,9 @@ def curve_data(run_dir) -> dict:
     epochs = [by_key[k] for k in sorted(by_key)]
     acc_keys = sorted({k for r in epochs for k in r if k.startswith("acc_")})
     term_keys = sorted({k for r in epochs for k in r if k.startswith("loss_")})
+    val_term_keys = sorted({k for r in epochs for k in r if k.startswith("val_loss_")})
     other_keys = sorted({k for r in epochs for k, v in r.items()
-                         if k not in _EPOCH_BOOKKEEPING and not k.startswith(("acc_", "loss_"))
+                         if k not in _EPOCH_BOOKKEEPING and not k.startswith(("acc_", "loss_", "val_loss_"))
                          and isinstance(v, (int, float)) and not isinstance(v, bool)})
     series = lambda key: [_num(r.get(key)) for r in epochs]  # noqa: E731
     x = list(range(1, len(epochs) + 1))
@@ -96,6 +98,7 @@ def curve_data(run_dir) -> dict:
     e = {"x": x, "iteration": its, "epoch": [int(r["epoch"]) for r in epochs],
          "loss": series("loss"), "val_loss": series("val_loss"), "lr": series("lr"),
          "acc": {k: series(k) for k in acc_keys}, "loss_terms": {k: series(k) for k in term_keys},
+         "val_loss_terms": {k: series(k) for k in val_term_keys},
          "other": {k: series(k) for k in other_keys}}
 
     summaries: dict[int, dict] = {}
@@ -163,7 +166,7 @@ def _panels(data: dict) -> list[str]:
     return panels
 
 
-TITLES = {"loss": "loss per epoch", "loss_terms": "loss terms (training)", "lr": "learning rate",
+TITLES = {"loss": "loss per epoch", "loss_terms": "loss terms (training; validation dashed)", "lr": "learning rate",
           "acc": "pseudo-label accuracy (training)", "other": "other per-epoch metrics (within 0-1)",
           "sizes": "cluster sizes per iteration", "nmi_previous": "NMI with the previous iteration's clusters",
           "vs_labels": "clusters vs labels (diagnostic)"}
@@ -205,9 +208,10 @@ def curves_figure(data: dict):
             for lo, hi, s in zip(edges, edges[1:], starts):
                 ax.text((lo + hi) / 2, 0.98, f"it {e['iteration'][s]}", transform=top, ha="center", va="top",
                         fontsize=7, color="0.45")
-        for label, ys in series.items():
+        for label, ys in series.items():  # ys, or (ys, plot style)
+            ys, style = ys if isinstance(ys, tuple) else (ys, {})
             if _has(ys):
-                ax.plot(x, ys, marker="o" if len(x) <= 30 else None, markersize=3, label=label)
+                ax.plot(x, ys, marker="o" if len(x) <= 30 else None, markersize=3, label=label, **style)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch of the run (dotted: a new iteration starts)" if data["boundaries"] else "epoch")
         if ylabel:
@@ -247,9 +251,14 @@ def curves_figure(data: dict):
                 ax.set_yscale(scale)
             if scale != "linear":
                 ax.set_ylabel(f"loss ({scale} scale)")
-        elif name == "loss_terms":
-            per_epoch(ax, e["loss_terms"], legend=True)
-            ax.set_yscale(y_scale([v for ys in e["loss_terms"].values() for v in ys]).replace("symlog", "linear"))
+        elif name == "loss_terms":  # training solid, validation dashed in the same colour
+            terms = {k: (ys, {"color": f"C{j % 10}"}) for j, (k, ys) in enumerate(e["loss_terms"].items())}
+            for k, ys in e["val_loss_terms"].items():
+                colour = terms.get(k[4:], (None, {"color": None}))[1]["color"]
+                terms[k] = (ys, {"color": colour, "linestyle": "--"})
+            per_epoch(ax, terms, legend=True)
+            values = [v for ys, _ in terms.values() for v in ys]
+            ax.set_yscale(y_scale(values).replace("symlog", "linear"))
         elif name == "lr":
             per_epoch(ax, {"lr": e["lr"]})
             if y_scale(e["lr"]) == "log":

@@ -116,15 +116,15 @@ class Epochs:
 
     @torch.no_grad()
     def _validate(self, parts: dict | None = None) -> float:
-        """The validation loss; ``parts`` ({log key: anything}) gets the mean of each of those logs too."""
-        keys = sorted(parts or {})
+        """The validation loss; ``parts`` ({log key: anything}) gets the mean of each of those logs, and of
+        every loss term (``loss_*``) the method logs, too: which term rises shows what is memorised."""
         if len(self.val_indices) == 0:
             if parts is not None:
-                parts.update({k: float("nan") for k in keys})
+                parts.update({k: float("nan") for k in parts})
             return float("nan")
         self.method.eval()
         total, n = 0.0, 0
-        sums = [0.0] * len(keys)
+        sums: dict[str, float] = {k: 0.0 for k in (parts or {})}
         data = Subset(self.val_set, list(distributed.shard(len(self.val_set))))
         for batch in self.loader(data, self.cfg.optim.batch_size):
             if "index" not in batch:
@@ -133,10 +133,12 @@ class Epochs:
             with autocast(self.device, self.precision):
                 loss, logs = self.method.loss(batch)
             total += float(loss) * len(batch["index"])
-            sums = [s + float(logs.get(k, math.nan)) * len(batch["index"]) for s, k in zip(sums, keys)]
+            for k in set(sums) | {k for k in logs if k.startswith("loss_")}:
+                sums[k] = sums.get(k, 0.0) + float(logs.get(k, math.nan)) * len(batch["index"])
             n += len(batch["index"])
         self.method.train()
-        total, n, *sums = distributed.all_reduce_sum([total, n, *sums])
+        keys = sorted(sums)  # the same on every rank: the same method logs the same terms
+        total, n, *values = distributed.all_reduce_sum([total, n, *(sums[k] for k in keys)])
         if parts is not None:
-            parts.update({k: s / max(n, 1) for k, s in zip(keys, sums)})
+            parts.update({k: v / max(n, 1) for k, v in zip(keys, values)})
         return total / max(n, 1)
