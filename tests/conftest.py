@@ -1,4 +1,5 @@
-"""Shared test settings: small thread counts so the suite behaves the same on 2-core CI machines."""
+"""Shared test settings (small thread counts, so the suite behaves the same on 2-core CI machines), fixtures
+and helpers used by several test files."""
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -74,3 +75,41 @@ def env(tmp_path_factory):
     run before the autouse cache fixture, so the children get it here)."""
     return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                 AVSSL_CACHE_DIR=str(tmp_path_factory.getbasetemp() / "avssl-cache"))
+
+
+# --- cluster reports (test_cluster_*.py) -----------------------------------------------------------
+
+@pytest.fixture
+def fake_run(tiny_world, tmp_path):
+    """A run directory over the tiny world: the video clustering follows the labels except one video."""
+    import json
+
+    import numpy as np
+
+    from avssl.config import resolve
+    from avssl.data.manifest import Manifest
+
+    m = Manifest.read(tiny_world)
+    run = tmp_path / "run"
+    (run / "clusters").mkdir(parents=True)
+    lines = ["index,path,label"] + [f"{i},{json.dumps(it.path)},\"\"" for i, it in enumerate(m)]
+    (run / "videos.csv").write_text("\n".join(lines) + "\n")
+    resolve("cpu-tiny", "xdc").save(run / "config.json")
+    labels = np.unique([it.label for it in m], return_inverse=True)[1]
+    video = labels.copy()
+    video[0] = (video[0] + 1) % 4
+    rng = np.random.default_rng(0)
+    for name, a in (("video", video), ("audio", rng.permutation(labels))):
+        np.save(run / "clusters" / f"{name}_assignments.npy", a)
+        np.save(run / "clusters" / f"{name}_distances.npy", rng.random(len(a)).astype(np.float32))
+        np.save(run / "clusters" / f"{name}_centroids.npy", np.zeros((4, 8), np.float32))
+    return run, labels, video
+
+
+def non_uniform_png(path):
+    """Whether the image at ``path`` shows something: not empty, not one flat colour."""
+    import numpy as np
+    from PIL import Image
+
+    img = np.asarray(Image.open(path).convert("RGB"))
+    return img.size > 0 and img.reshape(-1, 3).std(0).max() > 10
