@@ -63,7 +63,7 @@ from avssl.data.dataset import collate_clips
 from avssl.data.pipeline import clip_spec, make_dataset
 from avssl.data.manifest import Manifest, ManifestItem
 from avssl.data.media import decode_clip
-from avssl.data.prepare import prepare_dataset, target_for
+from avssl.data.prepare import PrepareTarget, prepare_dataset
 
 VARIANTS = ("bound", "decode", "sampler", "reference")
 # One swscale context kept between frames and clips (``VideoFrame.reformat`` builds a new one per call);
@@ -273,7 +273,7 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
     starts = [(j % count, float(rng.uniform(0, args.seconds - spec.duration - 0.1)))
               for j in range(count * args.clips_per_video)]
     sets = dict(originals)
-    target = target_for(name)
+    target = PrepareTarget.for_clip(name, spec)
     source_set = next(iter(originals))
     t0 = time.perf_counter()
     manifest = Manifest([ManifestItem(str(p)) for p in originals[source_set]])

@@ -1,5 +1,7 @@
-"""Shared test settings: small thread counts so the suite behaves the same on 2-core CI machines."""
+"""Shared test settings (small thread counts, so the suite behaves the same on 2-core CI machines), fixtures
+and helpers used by several test files."""
 import os
+from fractions import Fraction
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -7,6 +9,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
@@ -74,3 +77,138 @@ def env(tmp_path_factory):
     run before the autouse cache fixture, so the children get it here)."""
     return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                 AVSSL_CACHE_DIR=str(tmp_path_factory.getbasetemp() / "avssl-cache"))
+
+
+# --- cluster reports (test_cluster_*.py) -----------------------------------------------------------
+
+@pytest.fixture
+def fake_run(tiny_world, tmp_path):
+    """A run directory over the tiny world: the video clustering follows the labels except one video."""
+    import json
+
+    import numpy as np
+
+    from avssl.config import resolve
+    from avssl.data.manifest import Manifest
+
+    m = Manifest.read(tiny_world)
+    run = tmp_path / "run"
+    (run / "clusters").mkdir(parents=True)
+    lines = ["index,path,label"] + [f"{i},{json.dumps(it.path)},\"\"" for i, it in enumerate(m)]
+    (run / "videos.csv").write_text("\n".join(lines) + "\n")
+    resolve("cpu-tiny", "xdc").save(run / "config.json")
+    labels = np.unique([it.label for it in m], return_inverse=True)[1]
+    video = labels.copy()
+    video[0] = (video[0] + 1) % 4
+    rng = np.random.default_rng(0)
+    for name, a in (("video", video), ("audio", rng.permutation(labels))):
+        np.save(run / "clusters" / f"{name}_assignments.npy", a)
+        np.save(run / "clusters" / f"{name}_distances.npy", rng.random(len(a)).astype(np.float32))
+        np.save(run / "clusters" / f"{name}_centroids.npy", np.zeros((4, 8), np.float32))
+    return run, labels, video
+
+
+def non_uniform_png(path):
+    """Whether the image at ``path`` shows something: not empty, not one flat colour."""
+    import numpy as np
+    from PIL import Image
+
+    img = np.asarray(Image.open(path).convert("RGB"))
+    return img.size > 0 and img.reshape(-1, 3).std(0).max() > 10
+
+
+# --- real media files (test_media_*.py): written with avssl.data.writer, frames and clicks at known times --
+
+FPS = 30
+SECONDS = 3
+FLASHES = [10, 37, 55, 80]  # frame indices that are white; each has a click at the same time
+CLICK = 0.005  # click length in seconds; its peak is at its centre
+
+
+def _click(rate: int) -> np.ndarray:
+    n = int(CLICK * rate)
+    return (0.9 * np.hanning(n) * np.sin(2 * np.pi * 1000 * np.arange(n) / rate)).astype(np.float32)
+
+
+def _tone(rate: int, seconds: float = SECONDS) -> np.ndarray:
+    """Tonal audio: AAC codes it without perceptual noise substitution, whose decoder-side random
+    generator would make a decode after a seek differ from a decode from the start."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * (220 * t + 100 * t**2)) + 0.2 * np.sin(2 * np.pi * 523 * t)).astype(np.float32)
+
+
+def _index_video(n: int) -> np.ndarray:
+    """32x32 frames showing their index in binary (a 4x4 grid of black/white 8x8 blocks), which
+    survives compression and downscaling, so a decoded frame tells which source frame it is."""
+    bits = (np.arange(n)[:, None] >> np.arange(16)) & 1
+    blocks = np.repeat(np.repeat(bits.reshape(n, 4, 4) * 255, 8, axis=1), 8, axis=2)
+    return np.repeat(blocks[..., None], 3, axis=-1).astype(np.uint8)
+
+
+def frame_indices(frames: np.ndarray) -> list[int]:
+    n, h, w, _ = frames.shape
+    blocks = frames.reshape(n, 4, h // 4, 4, w // 4, 3).mean(axis=(2, 4, 5)).reshape(n, 16)
+    return [int(((b > 128) << np.arange(16)).sum()) for b in blocks]
+
+
+@pytest.fixture(scope="session")
+def media_files(tmp_path_factory):
+    """Writes test files on first use and keeps them for the session (tests only read them)."""
+    root = tmp_path_factory.mktemp("media")
+    made = {}
+
+    def get(name):
+        if name not in made:
+            made[name] = _make(root, name)
+        return made[name]
+
+    return get
+
+
+def _make(root, name):
+    from avssl.data.writer import write_av
+
+    # Matroska stores timestamps in whole milliseconds and AAC priming as a codec delay.
+    path = root / (f"{name[:-4]}.mkv" if name.endswith("_mkv") else f"{name}.mp4")
+    if name.startswith("sync"):  # sync_<rate>_<channels>[_mkv]
+        rate, channels = (int(x) for x in name.split("_")[1:3])
+        video = np.zeros((SECONDS * FPS, 48, 64, 3), np.uint8)
+        audio = np.zeros((channels, SECONDS * rate), np.float32)
+        click = _click(rate)
+        for j, f in enumerate(FLASHES):
+            video[f] = 255
+            at = round(f / FPS * rate)
+            audio[j % channels, at : at + click.size] = click  # alternate channels: the downmix needs both
+        write_av(path, video, FPS, audio, rate, gop=FPS)
+    elif name == "tone":
+        write_av(path, _index_video(SECONDS * FPS), FPS, np.stack([_tone(44100), _tone(44100)[::-1]]), 44100, gop=FPS)
+    elif name.startswith("longgop"):  # longgop_<rate>_<channels>: x264's default GOP, one keyframe
+        rate, channels = (int(x) for x in name.split("_")[1:3])
+        audio = np.stack([_tone(rate), _tone(rate)[::-1]])[:channels]
+        write_av(path, _index_video(SECONDS * FPS), FPS, audio, rate)
+    elif name == "fps30_mkv":
+        write_av(path, _index_video(60), 30, gop=30)
+    elif name == "fps25":
+        write_av(path, _index_video(50), 25, gop=25)
+    elif name == "fps2997":
+        write_av(path, _index_video(60), Fraction(30000, 1001), gop=30)
+    elif name == "audio_only":
+        write_av(path, None, audio=_tone(16000), sample_rate=16000)
+    elif name == "video_only":
+        write_av(path, _index_video(SECONDS * FPS), FPS)
+    elif name == "long":  # 20 s with a keyframe every second
+        rng = np.random.default_rng(0)
+        write_av(path, rng.integers(0, 256, (600, 96, 128, 3), dtype=np.uint8), FPS, gop=FPS)
+    else:
+        raise KeyError(name)
+    return path
+
+
+def raises_naming(path, fn, match):
+    """``fn(path)`` raises a MediaError that names ``path``, in its message and its ``path``."""
+    from avssl.errors import MediaError
+
+    with pytest.raises(MediaError, match=match) as err:
+        fn(path)
+    assert str(path) in str(err.value) and err.value.path == str(path)
+

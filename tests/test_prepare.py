@@ -12,10 +12,11 @@ import av
 import numpy as np
 import pytest
 
+from avssl.cli.data import prepare_target
 from avssl.data.manifest import Manifest, load_manifest
 from avssl.data.media import decode_clip, decode_full, probe
 from avssl.data.prepare import (
-    SOURCE_COLUMN, PrepareTarget, is_prepared, output_geometry, output_paths, prepare_dataset, target_for,
+    SOURCE_COLUMN, PrepareTarget, is_prepared, output_geometry, output_paths, prepare_dataset,
 )
 from avssl.data.writer import write_av
 from avssl.errors import ConfigError, MediaError
@@ -210,10 +211,10 @@ def test_geometry_paths_and_presets():
     assert output_geometry(162, 121, None) == (162, 120)
     paths = output_paths(["/d/x/a.mp4", "/d/x/a.avi", "/d/y/b.mkv"], "/o")
     assert paths == {"/d/x/a.mp4": "/o/x/a.mp4.mp4", "/d/x/a.avi": "/o/x/a.avi.mp4", "/d/y/b.mkv": "/o/y/b.mp4"}
-    t = target_for("xdc-paper")
+    t = prepare_target("xdc-paper")
     assert (t.short_side, t.fps, t.sample_rate, t.min_duration) == (256, 30.0, 16000, 2.0)
     with pytest.raises(ConfigError):
-        target_for("no-such-preset")
+        prepare_target("no-such-preset")
     with pytest.raises(ConfigError):
         PrepareTarget(preset="x", short_side=48, fps=30.0, keyframe_interval=0)
 

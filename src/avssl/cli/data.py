@@ -8,10 +8,14 @@ from __future__ import annotations
 import argparse
 import functools
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from avssl.data import layouts
 from avssl.data.manifest import Manifest, load_manifest
 from avssl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from avssl.data.prepare import PrepareTarget
 
 # How many unreadable files `avssl data probe` names; the summary counts all of them.
 _SHOW_UNREADABLE = 10
@@ -149,11 +153,11 @@ def _probe(args) -> int:
 
 
 def _prepare(args) -> int:
-    from avssl.data import prepare  # PyAV and the presets: imported when preparing, not to build the parser
+    from avssl.data import prepare  # PyAV: imported when preparing, not to build the parser
 
     manifest = load_manifest(args.manifest)
     name = args.preset or prepare.default_preset(manifest)
-    target = prepare.target_for(name, keyframe_interval=args.keyframe_interval, crf=args.crf)
+    target = prepare_target(name, keyframe_interval=args.keyframe_interval, crf=args.crf)
     result = prepare.prepare_dataset(manifest, args.out, target, workers=args.workers, progress=not args.no_progress)
     side = f"short side {target.short_side}" if target.short_side else "source size"
     print(f"preset {name}: {side}, <= {target.fps:g} fps, keyframe every {target.keyframe_interval:g} s, "
@@ -164,6 +168,18 @@ def _prepare(args) -> int:
         print(result.skipped.details(_SHOW_UNREADABLE))
     print(f"manifest: {_printable(result.manifest)}")
     return 0
+
+
+def prepare_target(preset_name: str, keyframe_interval: float = 0.5, crf: int = 23) -> PrepareTarget:
+    """The :class:`~avssl.data.prepare.PrepareTarget` of a preset's clips (``video.resize``, ``video.fps``,
+    ``audio.sample_rate``, clip duration). The preset lookup lives here, not in ``avssl.data``, so that data
+    takes plain values and imports nothing from config."""
+    from avssl.config import preset  # the presets: imported when preparing, not to build the parser
+    from avssl.data.pipeline import clip_spec
+    from avssl.data.prepare import PrepareTarget
+
+    spec = clip_spec(preset(preset_name))
+    return PrepareTarget.for_clip(preset_name, spec, keyframe_interval=keyframe_interval, crf=crf)
 
 
 def _printable(path: str) -> str:

@@ -1,8 +1,9 @@
 """A training-ready copy of a dataset: every file re-encoded for the clip decoder, and a manifest that traces back.
 
     avssl data prepare k400.csv --out /data/k400-xdc --preset xdc-paper --workers 16
-    from avssl.data.prepare import prepare_dataset, target_for
-    result = prepare_dataset(load_manifest("k400.csv"), "/data/k400-xdc", target_for("xdc-paper"))
+    from avssl.cli.data import prepare_target
+    from avssl.data.prepare import prepare_dataset
+    result = prepare_dataset(load_manifest("k400.csv"), "/data/k400-xdc", prepare_target("xdc-paper"))
 
 Each file becomes an mp4 with H.264 video at the preset's short side (never upscaled) and frame rate
 (never raised), a keyframe every ``keyframe_interval`` seconds and no B-frames (a clip decodes at most
@@ -66,24 +67,20 @@ class PrepareTarget:
         if not 0 <= self.crf <= 51:
             raise ConfigError(f"crf must be in 0..51, got {self.crf}")
 
+    @classmethod
+    def for_clip(cls, preset: str, spec, keyframe_interval: float = 0.5, crf: int = 23) -> "PrepareTarget":
+        """The copy that clips of ``spec`` (a :class:`~avssl.data.pipeline.ClipSpec`) want: its short side,
+        fps and sample rate, and its clip duration as the shortest usable file. ``preset`` only names it;
+        looking a preset up is the caller's (``avssl.cli.data.prepare_target``)."""
+        return cls(preset=preset, short_side=spec.short_side, fps=spec.fps, sample_rate=spec.sample_rate,
+                   keyframe_interval=keyframe_interval, min_duration=spec.duration, crf=crf)
+
     def stamp(self, source: str) -> str:
         """The tag a copy of ``source`` made with these settings carries (source size and mtime included)."""
         st = os.stat(source)
         settings = {k: v for k, v in asdict(self).items() if k not in ("preset", "min_duration")}
         return json.dumps({"avssl_prepare": PREPARE_VERSION, **settings, "source_size": st.st_size,
                            "source_mtime_ns": st.st_mtime_ns}, sort_keys=True, separators=(",", ":"))
-
-
-def target_for(preset_name: str, keyframe_interval: float = 0.5, crf: int = 23) -> PrepareTarget:
-    """The copy a preset's clips want: its ``video.resize`` and ``video.fps``, ``audio.sample_rate``, and
-    its clip duration as the shortest usable file."""
-    from avssl.config import preset
-    from avssl.data.pipeline import clip_spec
-
-    cfg = preset(preset_name)
-    spec = clip_spec(cfg)
-    return PrepareTarget(preset=preset_name, short_side=spec.short_side, fps=spec.fps, sample_rate=spec.sample_rate,
-                         keyframe_interval=keyframe_interval, min_duration=spec.duration, crf=crf)
 
 
 def default_preset(manifest) -> str:
@@ -435,5 +432,5 @@ def _copy_video(source: str, muxer: _Muxer, fps: float, declared_end: float | No
             index += 1
 
 
-__all__ = ["PrepareTarget", "PrepareResult", "prepare_dataset", "prepare_file", "target_for", "default_preset",
+__all__ = ["PrepareTarget", "PrepareResult", "prepare_dataset", "prepare_file", "default_preset",
            "output_paths", "output_geometry", "is_prepared", "SOURCE_COLUMN"]
