@@ -57,6 +57,21 @@ def run_cli(args, env, expect=0, timeout=300):
     return p
 
 
+def run_split_and_whole(cfg, data, tmp_path):
+    """Run ``cfg`` on ``data`` uninterrupted (``tmp_path/full``) and split after its first iteration then
+    resumed (``tmp_path/split``); both must end with the same encoders, bit for bit."""
+    from avssl.engine.pretrain import Pretrainer
+    from avssl.runs import load_encoders
+
+    Pretrainer(cfg, data, tmp_path / "full", progress=False).run()
+    Pretrainer(cfg, data, tmp_path / "split", progress=False).run(max_iterations=1)
+    Pretrainer(cfg, data, tmp_path / "split", resume=True, progress=False).run()
+    a, b = load_encoders(tmp_path / "full").modules, load_encoders(tmp_path / "split").modules
+    for slot in a:
+        for (k, va), vb in zip(a[slot].state_dict().items(), b[slot].state_dict().values()):
+            assert torch.equal(va, vb), f"{slot}.{k} differs after resume"
+
+
 def wait_for(proc, condition, what, timeout=120, poll=0.01):
     """Poll ``condition()`` while ``proc`` runs; fail clearly if the process ends first or time runs out."""
     import time

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import run_split_and_whole
 
 from avssl.config import resolve
 from avssl.data.views import SyncNegatives
@@ -85,10 +86,4 @@ def test_sync_needs_a_method_that_scores_pairs(tiny_world, tmp_path):
 
 def test_a_run_split_between_the_stages_resumes_to_the_same_encoders(tiny_world, tmp_path):
     cfg = resolve("cpu-tiny", "avts", ["avts.stage_epochs=[1, 1]"])
-    Pretrainer(cfg, tiny_world, tmp_path / "full", progress=False).run()
-    Pretrainer(cfg, tiny_world, tmp_path / "split", progress=False).run(max_iterations=1)
-    Pretrainer(cfg, tiny_world, tmp_path / "split", resume=True, progress=False).run()
-    a, b = load_encoders(tmp_path / "full").modules, load_encoders(tmp_path / "split").modules
-    for slot in a:
-        for (k, va), vb in zip(a[slot].state_dict().items(), b[slot].state_dict().values()):
-            assert torch.equal(va, vb), f"{slot}.{k} differs after resume"
+    run_split_and_whole(cfg, tiny_world, tmp_path)

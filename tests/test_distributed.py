@@ -9,6 +9,7 @@ import pytest
 
 from avssl.cli import main
 from avssl.engine import distributed
+from avssl.io import load_checkpoint
 
 # fp32: the comparison with one process is exact only in one precision, whatever bf16 check says here
 ARGS = ["--preset", "cpu-tiny", "--no-progress", "--set", "optim.batch_size=8", "--set", "precision=fp32"]
@@ -26,12 +27,14 @@ def metrics(run):
     return [json.loads(line) for line in open(run / "metrics.jsonl")]
 
 
-@pytest.mark.parametrize("method", ["xdc", "avts"])
-def test_two_gloo_processes_match_one_process(method, tiny_world, tmp_path):
+@pytest.mark.parametrize("method,extra", [("xdc", []), ("avts", []),
+                                          ("xdc", ["--set", "clustering.recluster=epoch"])])
+def test_two_gloo_processes_match_one_process(method, extra, tiny_world, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one, two = tmp_path / "one", tmp_path / "two"
-    assert main(["pretrain", "--method", method, "--data", str(tiny_world), "--out", str(one), *ARGS]) == 0
-    torchrun(2, "pretrain", "--method", method, "--data", tiny_world, "--out", two, *ARGS, env=env)
+    args = [*ARGS, *extra]
+    assert main(["pretrain", "--method", method, "--data", str(tiny_world), "--out", str(one), *args]) == 0
+    torchrun(2, "pretrain", "--method", method, "--data", tiny_world, "--out", two, *args, env=env)
     assert (two / "encoders.pt").exists()
     a, b = metrics(one), metrics(two)
     assert [r.get("epoch") for r in a] == [r.get("epoch") for r in b]
@@ -43,6 +46,12 @@ def test_two_gloo_processes_match_one_process(method, tiny_world, tmp_path):
         # Every rank trained on identical pseudo-labels in every iteration.
         ranks = [[json.loads(x) for x in open(two / "ranks" / f"rank{r}.jsonl")] for r in (0, 1)]
         assert ranks[0] == ranks[1] and len(ranks[0]) == 2
+    if extra:  # recluster=epoch: the memory gathers both ranks' features, k-means runs on rank 0; heads
+        # start at centroids, so per-rank BatchNorm moves the first loss more than with random heads
+        assert set(b[0]["recluster"]) == {"video", "audio"} and np.isfinite(b[0]["loss"])
+        memory = load_checkpoint(two / "checkpoints" / "last.pt")["method"]["_extra_state"]["memory"]
+        assert all(bool(v.all()) for v in memory["valid"].values())
+        return
     # The first epoch's loss agrees within 5%: DistributedDataParallel averages the gradients of the
     # two half batches, which equals the 1-process gradient except for BatchNorm, whose statistics are
     # per rank (half the batch each; SyncBatchNorm exists for GPUs only).

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_split_and_whole
 
 from avssl.config import resolve
 from avssl.runs import load_encoders
@@ -106,14 +107,7 @@ def test_xdc_video_head_targets_are_audio_clusters_not_video_clusters(tiny_world
 
 def test_interrupted_run_resumes_to_the_same_state(tiny_world, tmp_path):
     cfg = tiny("xdc", precision="fp32")  # bitwise: one precision whatever this CPU's bf16 check says
-    pretrain(cfg, tiny_world, tmp_path / "full", progress=False)
-    Pretrainer(cfg, tiny_world, tmp_path / "split", progress=False).run(max_iterations=1)
-    Pretrainer(cfg, tiny_world, tmp_path / "split", resume=True, progress=False).run()
-    a = load_encoders(tmp_path / "full").modules
-    b = load_encoders(tmp_path / "split").modules
-    for slot in a:
-        for (k, va), vb in zip(a[slot].state_dict().items(), b[slot].state_dict().values()):
-            assert torch.equal(va, vb), f"{slot}.{k} differs after resume"
+    run_split_and_whole(cfg, tiny_world, tmp_path)
     full = [json.loads(x) for x in open(tmp_path / "full" / "metrics.jsonl")]
     split = [json.loads(x) for x in open(tmp_path / "split" / "metrics.jsonl")]
     assert [r.get("epoch") for r in full] == [r.get("epoch") for r in split]

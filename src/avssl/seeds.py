@@ -46,6 +46,12 @@ def kmeans_seed(seed: int, iteration: int) -> int:
     return seed + 7919 * iteration
 
 
+def recluster_seed(seed: int, iteration: int, epoch: int) -> int:
+    """k-means at the end of ``epoch`` of ``iteration`` (``clustering.recluster=epoch``), 32-bit like
+    ``kmeans_seed`` and never equal to one (1_000_003 is prime and larger than 7919 x any iteration)."""
+    return (kmeans_seed(seed, iteration) + 1_000_003 * (epoch + 1)) % 2**31
+
+
 def head_seed(seed: int, iteration: int) -> int:
     """The new classification heads of a deep-clustering iteration."""
     return seed * 100003 + iteration

@@ -8,7 +8,7 @@ import math
 from typing import Sequence
 
 from ..errors import ConfigError
-from ..method_names import USER_METHODS
+from ..method_names import RECLUSTER_METHODS, USER_METHODS
 from .tree import CRISSCROSS_TERMS, WANDB_MODES, PretrainConfig
 
 
@@ -48,6 +48,10 @@ def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) ->
     need(cfg.loader.workers >= -1, f"loader.workers must be >= 0, or -1 for auto, got {cfg.loader.workers}")
     need(c.init in ("random", "handcrafted"), f"clustering.init must be random or handcrafted, got {c.init!r}")
     need(c.assign in ("nearest", "sinkhorn"), f"clustering.assign must be nearest or sinkhorn, got {c.assign!r}")
+    need(c.recluster in ("iteration", "epoch"), f"clustering.recluster must be iteration or epoch, got {c.recluster!r}")
+    need(c.recluster != "epoch" or cfg.method in RECLUSTER_METHODS,
+         f"clustering.recluster=epoch re-clusters a memory of the features that predict cluster tables; "
+         f"{cfg.method} has no such tables (methods: {', '.join(RECLUSTER_METHODS)})")
     need(c.sinkhorn_epsilon > 0, f"clustering.sinkhorn_epsilon must be > 0, got {c.sinkhorn_epsilon}")
     need(cfg.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {cfg.precision!r}")
     need(cfg.memory_format in ("auto", "contiguous", "channels_last_3d"),

@@ -72,6 +72,10 @@ class ClusteringConfig:
     assign: str = "nearest"
     sinkhorn_epsilon: float = 0.2  # entropy of the balanced assignment, on standardised scores
     gpu: bool = True  # faiss GPU k-means when available
+    # iteration: extract features and k-means at the start of every iteration (the papers) | epoch:
+    # DeepCluster-v2's way, k-means at the end of every epoch on a per-video memory of the features the
+    # training and validation steps computed, heads set to the new centroids (methods/feature_memory.py)
+    recluster: str = "iteration"
 
     def k_for(self, name: str) -> int:
         return getattr(self, f"k_{name}", None) or self.k

@@ -107,6 +107,15 @@ def all_reduce_sum(values: list[float]) -> list[float]:
     return t.cpu().tolist()
 
 
+def all_reduce_tensor(t: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum over ranks of a tensor (every rank gets it, on the tensor's device)."""
+    if not active():
+        return t
+    c = t.to(_comm_device())
+    dist.all_reduce(c)
+    return c.to(t.device)
+
+
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is true on at least one (to take a collective decision)."""
     return bool(all_reduce_sum([float(flag)])[0]) if active() else flag

@@ -9,6 +9,7 @@ run trains on the same batches as an uninterrupted one.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch.utils.data import Subset
@@ -20,6 +21,16 @@ from . import distributed
 from .precise_bn import recompute_bn_stats
 from .precision import autocast, batch_to_device
 from .schedule import learning_rate, set_learning_rate
+
+
+@contextmanager
+def collecting(method):
+    """``method.collecting`` while the block runs (training steps and validation, not precise BN)."""
+    method.collecting = True
+    try:
+        yield
+    finally:
+        method.collecting = False
 
 
 class Epochs:
@@ -46,29 +57,30 @@ class Epochs:
         sums: dict[str, float] = {}
         count = 0
         bar = progress(loader, f"iter {it} epoch {epoch}", enabled=self.progress, leave=False, unit="batch")
-        for step, batch in enumerate(bar):
-            for path, reason in batch.get("skipped", []):
-                self.skip_clip(path, reason)
-            # Every rank must take (or skip) a step together, or DistributedDataParallel would hang.
-            if distributed.any_rank(len(batch.get("index", ())) < self.method.min_batch_size):
-                continue
-            set_learning_rate(optimizer, learning_rate(o, lr_offset + epoch + step / steps))
-            batch = batch_to_device(batch, self.device, self.memory_format)
-            with autocast(self.device, self.precision):
-                loss, logs = self.model(batch)
-            if not torch.isfinite(loss):
-                raise self._diverged(f"the training loss became {float(loss.detach())} at iteration {it}, "
-                                     f"epoch {epoch}, step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            logs["grad_norm"] = self._clip_gradients(o)
-            optimizer.step()
-            self._bn_current = False
-            count += 1
-            logs["loss"] = float(loss.detach())
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{logs['loss']:.3f}")
+        with collecting(self.method):  # a method may keep the features of its steps
+            for step, batch in enumerate(bar):
+                for path, reason in batch.get("skipped", []):
+                    self.skip_clip(path, reason)
+                # Every rank must take (or skip) a step together, or DistributedDataParallel would hang.
+                if distributed.any_rank(len(batch.get("index", ())) < self.method.min_batch_size):
+                    continue
+                set_learning_rate(optimizer, learning_rate(o, lr_offset + epoch + step / steps))
+                batch = batch_to_device(batch, self.device, self.memory_format)
+                with autocast(self.device, self.precision):
+                    loss, logs = self.model(batch)
+                if not torch.isfinite(loss):
+                    raise self._diverged(f"the training loss became {float(loss.detach())} at iteration {it}, "
+                                         f"epoch {epoch}, step {step}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                logs["grad_norm"] = self._clip_gradients(o)
+                optimizer.step()
+                self._bn_current = False
+                count += 1
+                logs["loss"] = float(loss.detach())
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.set_postfix(loss=f"{logs['loss']:.3f}")
         keys = sorted(sums)
         totals = distributed.all_reduce_sum([sums[k] for k in keys])  # averages over every rank's steps
         out = {k: v / max(count * distributed.world_size(), 1) for k, v in zip(keys, totals)}
@@ -126,16 +138,17 @@ class Epochs:
         total, n = 0.0, 0
         sums: dict[str, float] = {k: 0.0 for k in (parts or {})}
         data = Subset(self.val_set, list(distributed.shard(len(self.val_set))))
-        for batch in self.loader(data, self.cfg.optim.batch_size):
-            if "index" not in batch:
-                continue
-            batch = batch_to_device(batch, self.device, self.memory_format)
-            with autocast(self.device, self.precision):
-                loss, logs = self.method.loss(batch)
-            total += float(loss) * len(batch["index"])
-            for k in set(sums) | {k for k in logs if k.startswith("loss_")}:
-                sums[k] = sums.get(k, 0.0) + float(logs.get(k, math.nan)) * len(batch["index"])
-            n += len(batch["index"])
+        with collecting(self.method):
+            for batch in self.loader(data, self.cfg.optim.batch_size):
+                if "index" not in batch:
+                    continue
+                batch = batch_to_device(batch, self.device, self.memory_format)
+                with autocast(self.device, self.precision):
+                    loss, logs = self.method.loss(batch)
+                total += float(loss) * len(batch["index"])
+                for k in set(sums) | {k for k in logs if k.startswith("loss_")}:
+                    sums[k] = sums.get(k, 0.0) + float(logs.get(k, math.nan)) * len(batch["index"])
+                n += len(batch["index"])
         self.method.train()
         keys = sorted(sums)  # the same on every rank: the same method logs the same terms
         total, n, *values = distributed.all_reduce_sum([total, n, *(sums[k] for k in keys)])

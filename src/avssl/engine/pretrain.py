@@ -287,6 +287,11 @@ class Pretrainer(RunFolder, Resume, Epochs):
                     self.model = self._wrap()
                 log.info("iteration %d: %s stopped early after epoch %d (its validation loss rose %d times in a row)",
                          it, " and ".join(newly), epoch, o.early_stop)
+            # e.g. recluster=epoch: new pseudo-labels and heads for the next epoch (their old momentum dropped)
+            last.update(self.method.end_epoch(ctx, epoch, another=epoch + 1 < epochs and not stopper["stopped"]))
+            for p in ctx.renewed:
+                optimizer.state.pop(p, None)
+            ctx.renewed.clear()
             self._metrics({"iteration": it, "epoch": epoch, **last})
             log.info(epoch_line(it, epoch, epochs, last, time.perf_counter() - t_epoch))
             # Not "done" yet: the iteration's summary and iter_XX.pt come after the last epoch.

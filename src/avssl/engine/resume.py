@@ -143,6 +143,9 @@ class Resume:
         for name, table in (tables or {}).items():
             if len(table) == len(recorded):
                 tables[name] = torch.from_numpy(datarecord.remap(table.cpu().numpy(), rows, -1))
+        memory = getattr(self.method, "memory", None)
+        if memory is not None:  # recluster=epoch: the next iteration extracts the new data's features afresh
+            memory.clear()
         if not distributed.is_main():
             return
         state["method"] = self.method.state_dict()

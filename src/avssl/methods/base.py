@@ -31,6 +31,9 @@ class PretextMethod(nn.Module):
     # one iteration to the next (AVTS's curriculum stages); False: every iteration builds a new one
     # (a deep-clustering iteration starts with new heads and a new taxonomy).
     continues_optimizer: bool = False
+    # Set by the engine while a training epoch or the validation pass runs (not during precise BN): a
+    # method may then keep the features its loss computes (deep clustering's clustering.recluster=epoch).
+    collecting: bool = False
 
     def __init__(self, cfg: PretrainConfig):
         super().__init__()
@@ -60,6 +63,11 @@ class PretextMethod(nn.Module):
 
     def begin_iteration(self, ctx) -> dict:
         """Prepare an iteration (deep clustering: extract, cluster, route labels). Returns log data."""
+        return {}
+
+    def end_epoch(self, ctx, epoch: int, another: bool) -> dict:
+        """Called after every epoch's validation; ``another``: an epoch of this iteration follows. Returns
+        numbers for the epoch's line of metrics.jsonl (deep clustering's recluster=epoch re-clusters here)."""
         return {}
 
     def forward(self, batch: dict):

@@ -22,6 +22,15 @@ loss under sampling uniform over that table's clusters, each cluster carrying th
 at the price of noisier steps when clusters are very unequal. Validation losses are not weighted,
 as they are not resampled when the sampler balances.
 
+``clustering.recluster=epoch`` (DeepCluster-v2's way, off by default): the first iteration extracts and
+clusters as usual; from then on every slot that is clustered keeps a per-video memory of the features
+its training and validation steps computed (``feature_memory.FeatureMemory``), k-means runs on that
+memory at the end of every epoch an epoch of the same iteration follows, and at the start of every later
+iteration instead of an extraction pass. Each new clustering replaces its label table (training and
+validation videos alike) and sets the weights of the heads that predict it to the cluster means of the
+head's own slot's memory (``centroid_weights``; for XDC's video head, the mean video feature of each
+audio cluster). A slot stopped early (SDC) keeps its clusters.
+
 ``optim.last_iteration_epochs`` gives the last deep-clustering iteration its own warm-up, step and
 total epochs (XDC Table 10's IG-Kinetics*: 0/9/30 after 1/3/10).
 """
@@ -36,6 +45,7 @@ from torch import nn
 
 from .. import seeds
 from .base import PretextMethod
+from .feature_memory import FeatureMemory, centroid_weights
 
 
 class DeepClusteringMethod(PretextMethod):
@@ -50,6 +60,14 @@ class DeepClusteringMethod(PretextMethod):
         self.pseudo_labels: dict[str, torch.Tensor] = {}
         self.stopped: set[str] = set()  # slots frozen after their early stop (independent_slots)
         self._balance: dict[str, tuple] = {}  # label table name -> (table, its per-video loss weights)
+        # clustering.recluster=epoch: the per-video features k-means re-clusters (None: the papers' way)
+        self.memory = FeatureMemory(cfg.clustering.l2_normalize) if self._reclusters_epochs() else None
+
+    def _reclusters_epochs(self) -> bool:
+        return self.cfg.clustering.recluster == "epoch" and bool(self.clusterings)
+
+    def _clustered_slots(self) -> list[str]:
+        return sorted({s for slots in self.clusterings.values() for s in slots})
 
     def _last_iteration_epochs(self, iteration: int):
         """[we, se, te] when ``iteration`` is the last deep-clustering iteration and
@@ -99,19 +117,78 @@ class DeepClusteringMethod(PretextMethod):
         """Make this iteration's label tables, route them to the heads, and reset the heads."""
         self.pseudo_labels.update(self.iteration_labels(ctx))
         self.reset_heads(ctx.iteration)
+        if self.memory is not None:
+            self._heads_from_memory(list(self.clusterings))
         return {}
 
     def iteration_labels(self, ctx) -> dict[str, torch.Tensor]:
         """{name: per-video label ids (-1: none)} for the iteration: extract features of every slot
-        that is clustered and run each clustering's k-means on them."""
-        needed = sorted({s for slots in self.clusterings.values() for s in slots})
-        feats = ctx.features({s: self.slots[s] for s in needed})
+        that is clustered (or, with recluster=epoch after the first iteration, take them from the
+        memory) and run each clustering's k-means on them."""
+        needed = self._clustered_slots()
+        if self.memory is not None and self.memory.ready(needed, len(ctx.entries)):
+            feats = {s: self.memory.rows(s) for s in needed}
+        else:
+            feats = ctx.features({s: self.slots[s] for s in needed})
+            if self.memory is not None:
+                self._start_memory(ctx, feats)
         out = {}
         for name, slots in self.clusterings.items():
             x, valid = _joint_features([feats[s] for s in slots])
             k = self.cfg.clustering.k_for(name)
             labels = ctx.cluster(name, x, valid, k, previous=self.pseudo_labels.get(name))
             out[name] = torch.from_numpy(labels.astype(np.int64))
+        return out
+
+    def _start_memory(self, ctx, feats) -> None:
+        """The memory starts from the extracted features (hand-crafted ones have another size: empty rows)."""
+        if ctx.iteration == 0 and self.cfg.clustering.init == "handcrafted":
+            self.memory.clear()
+            for s in feats:
+                self.memory.allocate(s, len(ctx.entries), self.encoders[s].out_dim)
+        else:
+            self.memory.reset(feats)
+
+    def _heads_from_memory(self, names: list[str]) -> list[nn.Parameter]:
+        """Set the heads that predict the tables ``names`` to the cluster means of their slot's memory
+        (bias 0); heads of a slot without memory rows keep their weights. Returns the parameters set."""
+        renewed = []
+        for slot, targets in self.targets.items():
+            if slot not in self.memory.features:
+                continue
+            x, valid = self.memory.rows(slot)
+            if not valid.any():
+                continue
+            for name in targets:
+                if name not in names:
+                    continue
+                head = self.heads[self.head_key(slot, name)]
+                w = centroid_weights(x, valid, self.pseudo_labels[name].numpy(), head.out_features)
+                with torch.no_grad():
+                    head.weight.copy_(w.to(head.weight.device))
+                    head.bias.zero_()
+                renewed += [head.weight, head.bias]
+        return renewed
+
+    def end_epoch(self, ctx, epoch: int, another: bool) -> dict:
+        """recluster=epoch: fold the epoch's features into the memory; when another epoch follows,
+        k-means on it (each clustering none of whose slots stopped early), new label tables, heads at the
+        new centroids. Returns the statistics of each re-clustering for the epoch's metrics line."""
+        if self.memory is None:
+            return {}
+        self.memory.finish_epoch()
+        if not another:  # the next iteration clusters the memory at its start
+            return {}
+        names = [n for n, slots in self.clusterings.items() if not set(slots) & self.stopped]
+        stats = {}
+        for name in names:
+            x, valid = _joint_features([self.memory.rows(s) for s in self.clusterings[name]])
+            labels, stats[name] = ctx.recluster(name, x, valid, self.cfg.clustering.k_for(name), epoch,
+                                                previous=self.pseudo_labels.get(name))
+            self.pseudo_labels[name] = torch.from_numpy(labels.astype(np.int64))
+        ctx.renew(self._heads_from_memory(names))
+        out = {"recluster": stats}  # nested: curves.png skips it; the NMI with the last labels is drawn
+        out.update({f"recluster_nmi_{n}": s["nmi_previous"] for n, s in stats.items() if "nmi_previous" in s})
         return out
 
     def head_size(self, name: str) -> int:
@@ -139,6 +216,8 @@ class DeepClusteringMethod(PretextMethod):
             if self.training and slot in self.stopped:  # frozen after its own early stop
                 continue
             feat = self.encode(slot, batch)
+            if self.collecting and self.memory is not None:
+                self.memory.add(slot, index, feat)
             for name in names:
                 target = self.pseudo_labels[name][index].to(feat.device)
                 logits = self.heads[self.head_key(slot, name)](feat)
@@ -193,10 +272,15 @@ class DeepClusteringMethod(PretextMethod):
 
     # Checkpoints: the pseudo-labels travel with the weights, and heads are rebuilt at the saved size.
     def get_extra_state(self):
-        return {"pseudo_labels": dict(self.pseudo_labels)}
+        state = {"pseudo_labels": dict(self.pseudo_labels)}
+        if self.memory is not None:
+            state["memory"] = self.memory.state()
+        return state
 
     def set_extra_state(self, state):
         self.pseudo_labels = dict(state["pseudo_labels"])
+        if self.memory is not None:
+            self.memory.load(state.get("memory", {}))
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         self.heads = nn.ModuleDict()

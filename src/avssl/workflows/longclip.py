@@ -79,7 +79,9 @@ def retrain_long(run, out, *, frames: int = PAPER_FRAMES, batch_size: int | None
     o = source.optim
     bs, rate = scaled_batch_and_lr(o.batch_size, o.lr, source.video.num_frames, frames)
     bs, rate = batch_size or bs, lr or rate
+    # the source run's labels are fixed here: nothing is re-clustered, whatever its clustering.recluster
     cfg = replace(source, method=METHOD_NAME, iterations=1, video=replace(source.video, num_frames=frames),
+                  clustering=replace(source.clustering, recluster="iteration"),
                   optim=replace(o, batch_size=bs, lr=rate))
     cfg = validate(apply_overrides(cfg, list(overrides)), method_names=(METHOD_NAME,))
     paths, labels = read_run_videos(run)  # in the order of the cluster assignments
