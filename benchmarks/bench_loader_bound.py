@@ -418,7 +418,8 @@ def main(argv=None) -> dict:
                "machine": machine_info(), "load_average_at_start": os.getloadavg(),
                "code": code_state(["src/avssl/data/media/source.py", "src/avssl/data/media/video.py",
                                    "src/avssl/data/media/audio.py", "src/avssl/data/media/decode.py",
-                                   "src/avssl/data/dataset.py",
+                                   "src/avssl/data/dataset.py", "src/avssl/data/transforms/geometry.py",
+                                   "src/avssl/data/transforms/colour.py", "src/avssl/data/logmel.py",
                                    "src/avssl/data/prepare.py", "benchmarks/bench_loader_bound.py"]),
                "config": {k: v for k, v in vars(args).items() if k not in ("out", "md")}, "presets": []}
     try:

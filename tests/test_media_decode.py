@@ -125,3 +125,29 @@ def test_negative_start_and_bad_arguments(media_files):
     with pytest.raises(ValueError, match="video=True, audio=True or both"):
         decode_clip(path, 0.0, 4, FPS, 0.1, video=False, audio=False)
 
+
+
+@pytest.mark.parametrize("name", ["longgop_44100_2", "tone", "fps2997", "fps30_mkv", "fps25"])
+def test_clip_stops_early_with_the_frames_a_full_decode_shows(media_files, name):
+    """A clip stops decoding once a packet's dts passes its last target time and drains the decoder
+    (Source.pump's early stop); every frame must be the one a straightforward decode of the whole
+    file, frame by frame from the start with PyAV, has on display at each target time, with B-frames
+    (x264's default GOP), 1 s GOPs, NTSC rates and Matroska's millisecond timestamps."""
+    path = media_files(name)
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        origin = float(v.start_time * v.time_base)
+        times = [float(f.pts * v.time_base) - origin for f in c.decode(v)]
+        rate = float(v.average_rate)
+        slack = float(v.time_base) / 2 + 1e-6  # timestamps rounded to the time base (Matroska: 1 ms)
+    shown = sorted(range(len(times)), key=times.__getitem__)
+    full, _ = decode_full(path, rate, audio=False)
+    end = max(times) + 1 / rate
+    for fps in (rate, 12.5):
+        for start in (0.0, 0.37, 0.5, 0.998, 1.0, 1.234, end - 8 / fps - 0.01):
+            clip = decode_video(path, start, 8, fps)
+            # the last frame whose time is at or before each target
+            want = [shown[max(j for j, k in enumerate(shown) if times[k] <= start + i / fps + slack)] for i in range(8)]
+            assert frame_indices(clip) == want, (fps, start)
+            if fps == rate and abs(start * rate - round(start * rate)) < 1e-9:
+                np.testing.assert_array_equal(clip, full[round(start * rate):][:8])

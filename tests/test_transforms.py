@@ -96,6 +96,10 @@ def _old_order(clip, transform, generator):
         ("jitter", video_transform(True, crop_size=16, color_jitter=0.4, grayscale=0.5)),  # float work after the flip
         ("full_train", FULL_TRAIN),  # starts with a resize: nothing runs on uint8
         ("flip_only", RandomHorizontalFlip(p=0.5)),
+        # the flip is deferred into the conversion; a crop after it must see the mirrored clip
+        ("flip_then_crop", Compose([RandomHorizontalFlip(p=0.5), RandomCrop(16), Normalize()])),
+        ("two_flips", Compose([RandomHorizontalFlip(p=0.5), RandomHorizontalFlip(p=0.5), Normalize()])),
+        ("flip_no_normalize", Compose([RandomCrop(16), RandomHorizontalFlip(p=0.5)])),
         ("normalize_only", Normalize()),
         ("none", None),
     ],
@@ -120,6 +124,39 @@ def test_transform_video_matches_converting_first(name, transform):
     clip = uint8_clip(t=3, h=20, w=27)
     transform_video(clip, transform, rng(0))
     np.testing.assert_array_equal(clip, uint8_clip(t=3, h=20, w=27))
+
+
+@pytest.mark.parametrize("preset_name", ["xdc-paper", "cpu-small"])
+def test_dataset_video_tensor_matches_the_straightforward_chain_on_a_decoded_clip(media_files, preset_name):
+    """A real decoded clip through a preset's training dataset (crop and flip on uint8, the flip read
+    mirrored by the fused conversion, normalise in the same pass) equals the plain computation:
+    to float, /255, crop, flip, (x - mean) / std, one step after another on torch tensors."""
+    from avssl.config import preset
+    from avssl.data.media import decode_video
+    from avssl.data.pipeline import clip_spec, make_dataset
+
+    cfg = preset(preset_name)
+    spec = clip_spec(cfg)
+    ds = make_dataset(cfg, [], spec, "train", seed=0)
+    crop = cfg.video.crop
+    short_side = max(crop + 8, 1)  # the test file is 96x128: decode at a short side the crop fits in
+    frames = decode_video(media_files("long"), 3.3, spec.num_frames, spec.fps, short_side=short_side)
+    mean = torch.tensor(KINETICS_MEAN, dtype=torch.float64).view(3, 1, 1, 1)
+    std = torch.tensor(KINETICS_STD, dtype=torch.float64).view(3, 1, 1, 1)
+    flipped = set()
+    for seed in range(8):
+        got = ds.video_tensor(frames, rng(seed))
+        r = rng(seed)
+        x = torch.from_numpy(frames).permute(3, 0, 1, 2).double() / 255
+        top = int(r.integers(0, x.shape[-2] - crop + 1))
+        left = int(r.integers(0, x.shape[-1] - crop + 1))
+        x = x[..., top : top + crop, left : left + crop]
+        flip = r.random() < 0.5
+        flipped.add(flip)
+        want = ((x.flip(-1) if flip else x) - mean) / std
+        assert got.dtype == torch.float32 and got.is_contiguous() and got.shape == want.shape
+        torch.testing.assert_close(got.double(), want, rtol=0, atol=2e-6)
+    assert flipped == {True, False}
 
 
 def test_normalize_from_uint8_matches_dividing_first_for_every_value():

@@ -109,6 +109,14 @@ class VideoPicker:
         grid_rate = self.stream.guessed_rate or self.stream.average_rate
         self.grid = float(grid_rate) if grid_rate else None
         self.half_tick = float(self.stream.time_base) / 2 + EPS
+        # Source.pump's early stop: no frame stamped after this tick can be on display at a target
+        # time (a tick of slack over the grid snapping above); None (decode to the end) for a whole file.
+        self.last_tick = None
+        self.past_clip = False  # a packet after last_tick was demuxed: the video goes on past the clip
+        if num_frames is not None:
+            num, den = self.time_base
+            last = self._target(num_frames - 1) + src.origin + self.half_tick
+            self.last_tick = math.floor(last * den / num) + 1
 
     def _target(self, i: int) -> float:
         return self.start + i / self.fps
@@ -129,6 +137,8 @@ class VideoPicker:
         clip's end (so ``finish`` could not fail): nothing more to decode."""
         if self.num_frames is None or len(self.frames) < self.num_frames:
             return False
+        if self.past_clip:
+            return True
         last_time, last_duration = self.prev[0], self.prev[1]
         return last_time + 2 * last_duration >= self._target(self.num_frames) - EPS
 
@@ -156,6 +166,15 @@ class VideoPicker:
             self._emit_prev_until(t)
         self.prev = entry
         return self._done()
+
+    def past_needed(self):
+        """Every frame up to ``last_tick`` has been pushed and the stream has packets after it: the
+        frame on display at each remaining target is the last one pushed, as the next frame (after
+        the last target) would have shown."""
+        if self.prev is None:  # nothing decoded: ``finish`` reports it (or seeks back)
+            return
+        self.past_clip = True
+        self._emit_prev_until(math.inf)
 
     def finish(self, reason: str | None) -> np.ndarray:
         """The stream ended (cleanly, or with FFmpeg's ``reason``) or the clip is complete: fill

@@ -36,16 +36,24 @@ def to_tensor_video(clip) -> Tensor:
 
 def transform_video(clip, transform: Callable | None = None, rng: np.random.Generator | None = None) -> Tensor:
     """``transform(to_tensor_video(clip), rng)`` (``transform``: a Compose or one transform), cheaper:
-    its leading crops and flips run on the uint8 clip, so only the kept pixels are converted, and a
-    Normalize right after them is done in the same pass as the /255. Same random draws; values
-    equal up to float rounding (~1e-7)."""
+    its leading crops and flips run on the uint8 clip, so only the kept pixels are converted, a flip
+    is not done but read mirrored by the conversion, and a Normalize right after them is done in the
+    same pass as the /255. Same random draws; values equal up to float rounding (~1e-7)."""
     steps = list(transform.transforms) if isinstance(transform, Compose) else [t for t in [transform] if t is not None]
     x = _channels_first(clip)
+    flip = False  # a flip drawn but not done yet: the conversion reads the clip mirrored instead of copying it
     while steps and isinstance(steps[0], _PIXEL_SELECTING):
-        x = steps.pop(0)(x, rng)
+        step = steps.pop(0)
+        if isinstance(step, RandomHorizontalFlip):
+            flip ^= step.draw(x, rng)
+            continue
+        if flip:  # a crop after a flip: its window is on the mirrored clip
+            x, flip = x.flip(-1), False
+        x = step(x, rng)
     if steps and isinstance(steps[0], Normalize):
-        x = steps.pop(0).from_uint8(x)
+        x = steps.pop(0).from_uint8(x, flip=flip)
     else:
+        x = x.flip(-1) if flip else x
         x = x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
     for step in steps:
         x = step(x, rng)
@@ -175,8 +183,12 @@ class RandomHorizontalFlip:
     def __post_init__(self):
         check_probability(self.p, self)
 
+    def draw(self, x: Tensor, rng: np.random.Generator) -> bool:
+        """Whether this clip is flipped (one draw from ``rng``), without flipping it."""
+        return applies(x, rng, self, uint8=True)
+
     def __call__(self, x: Tensor, rng: np.random.Generator) -> Tensor:
-        return x.flip(-1) if applies(x, rng, self, uint8=True) else x
+        return x.flip(-1) if self.draw(x, rng) else x
 
 
 # Transforms that only select pixels: the same on the uint8 clip (see transform_video).
