@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avssl.cli import main
-from avssl.engine import distributed
+from avssl import distributed
 from avssl.io import load_checkpoint
 
 # fp32: the comparison with one process is exact only in one precision, whatever bf16 check says here

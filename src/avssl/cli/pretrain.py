@@ -76,7 +76,7 @@ def _run_pretrain(args) -> int:
 
     result = pretrain(cfg, data, args.out, resume=args.resume, progress=not args.no_progress,
                       allow_data_change=args.allow_data_change)
-    from ..engine import distributed
+    from .. import distributed
 
     if distributed.is_main():
         print(f"encoders written to {result.encoders_path}")

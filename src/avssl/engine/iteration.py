@@ -14,7 +14,7 @@ import torch
 from .. import seeds
 from ..clustering.pseudo_labels import cluster_videos
 from ..runs import save_clustering
-from . import distributed
+from .. import distributed
 from .cluster_history import keep_iteration
 from .extract import extract_features
 from .handcrafted import handcrafted_features

@@ -42,7 +42,7 @@ from ..methods import build_method
 from ..progress import epoch_line, iteration_line
 from ..runlock import check_output_folder
 from ..tracking import Trackers, check_trackers, open_trackers
-from . import distributed
+from .. import distributed
 from .device import pick_device
 from .epochs import Epochs
 from ..io import atomic_save

@@ -15,7 +15,8 @@ from ..config import RESUME_CHANGEABLE, PretrainConfig, config_differences
 from ..errors import ConfigError
 from ..io import atomic_save, atomic_save_array, atomic_write_text, load_checkpoint
 from ..runs import CHECKPOINT_FORMAT
-from . import datarecord, distributed
+from .. import distributed
+from . import datarecord
 
 log = logging.getLogger("avssl.pretrain")
 

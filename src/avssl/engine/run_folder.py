@@ -15,7 +15,8 @@ from ..curves import write_curves
 from ..errors import AvsslError
 from ..io import atomic_write_text
 from ..runlock import RunLock
-from . import datarecord, distributed
+from .. import distributed
+from . import datarecord
 
 log = logging.getLogger("avssl.pretrain")
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engine import distributed
+from .. import distributed
 
 
 class FeatureMemory:

@@ -1,4 +1,4 @@
-"""PyTorch's own distributed engine, reduced to what the pretraining loop needs.
+"""PyTorch's own distributed engine, reduced to what pretraining and the methods need (below them all).
 
 Started by ``torchrun`` (which sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), avssl joins a
 process group (NCCL on GPUs, gloo on CPUs); without torchrun every helper here is a no-op and the
