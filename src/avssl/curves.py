@@ -252,10 +252,10 @@ def curves_figure(data: dict):
             if scale != "linear":
                 ax.set_ylabel(f"loss ({scale} scale)")
         elif name == "loss_terms":  # training solid, validation dashed in the same colour
-            terms = {k: (ys, {"color": f"C{j % 10}"}) for j, (k, ys) in enumerate(e["loss_terms"].items())}
-            for k, ys in e["val_loss_terms"].items():
-                colour = terms.get(k[4:], (None, {"color": None}))[1]["color"]
-                terms[k] = (ys, {"color": colour, "linestyle": "--"})
+            colours = {k: f"C{j % 10}" for j, k in enumerate(e["loss_terms"])}
+            terms = {k: (ys, {"color": colours[k]}) for k, ys in e["loss_terms"].items()}
+            terms.update({k: (ys, {"color": colours.get(k.removeprefix("val_")), "linestyle": "--"})
+                          for k, ys in e["val_loss_terms"].items()})
             per_epoch(ax, terms, legend=True)
             values = [v for ys, _ in terms.values() for v in ys]
             ax.set_yscale(y_scale(values).replace("symlog", "linear"))

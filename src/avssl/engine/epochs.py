@@ -14,10 +14,9 @@ from contextlib import contextmanager
 import torch
 from torch.utils.data import Subset
 
-from .. import seeds
+from .. import distributed, seeds
 from ..data.pipeline import epoch_order, make_loader
 from ..progress import progress
-from .. import distributed
 from .precise_bn import recompute_bn_stats
 from .precision import autocast, batch_to_device
 from .schedule import learning_rate, set_learning_rate
