@@ -1,11 +1,11 @@
-"""``avssl compare``: one table across real runs and evaluation reports (avssl.compare)."""
+"""``avssl compare``: one table across real runs and evaluation reports (avssl.workflows.compare)."""
 import json
 import shutil
 
 import pytest
 
 from avssl.cli import main
-from avssl.compare import compare, format_markdown, headlines
+from avssl.workflows.compare import compare, format_markdown, headlines
 from avssl.errors import ConfigError
 from avssl.evaluation.splits import write_report
 

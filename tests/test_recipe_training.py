@@ -230,7 +230,7 @@ def test_sdc_parts_stop_and_freeze_under_two_gloo_processes(tiny_world, tmp_path
 
 @pytest.mark.parametrize("method", ["xdc", "sdc", "supervised", "avts"])
 def test_avssl_status_plans_the_longer_last_iteration(method):
-    from avssl.status import planned_epochs
+    from avssl.workflows.status import planned_epochs
 
     cfg = resolve("cpu-tiny", method, ["iterations=3", "optim.last_iteration_epochs=[0, 1, 5]"])
     m = build_method(cfg)

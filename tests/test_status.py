@@ -9,7 +9,7 @@ from avssl.config import resolve
 from avssl.engine.pretrain import Pretrainer
 from avssl.errors import ConfigError
 from avssl.method_names import USER_METHODS
-from avssl.status import format_status, planned_epochs, run_status
+from avssl.workflows.status import format_status, planned_epochs, run_status
 
 
 def test_status_of_an_interrupted_run_then_of_the_resumed_one(tiny_world, tmp_path, capsys):

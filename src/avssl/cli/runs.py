@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from .. import compare, status
+from ..workflows import compare, status
 
 
 def register(sub) -> None:

@@ -18,9 +18,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .errors import ConfigError
-from .io import read_jsonl
-from .progress import fmt_number
+from ..errors import ConfigError
+from ..io import read_jsonl
+from ..progress import fmt_number
 
 # metrics keys that are bookkeeping, not measurements
 _NOT_METRICS = ("iteration", "epoch", "time", "timestamp", "summary")

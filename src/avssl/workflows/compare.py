@@ -26,8 +26,8 @@ import math
 import os
 from pathlib import Path
 
-from .errors import ConfigError
-from .progress import fmt_number
+from ..errors import ConfigError
+from ..progress import fmt_number
 
 #: reports that describe outputs rather than measure them
 _NOT_MEASUREMENTS = ("dense", "extract")
