@@ -119,6 +119,16 @@ def test_a_finished_run_directory_is_not_overwritten(tiny_world, tmp_path):
         pretrain(tiny("sdc", iterations=1), tiny_world, tmp_path / "r", progress=False)
 
 
+def test_resuming_with_a_changed_config_is_refused_naming_each_value(tiny_world, tmp_path):
+    pretrain(tiny("sdc", iterations=1), tiny_world, tmp_path / "r", progress=False)
+    changed = tiny("sdc", iterations=1, **{"clustering.k": 5, "optim.batch_size": 6, "optim.lr": 0.5})
+    with pytest.raises(ConfigError) as info:
+        Pretrainer(changed, tiny_world, tmp_path / "r", resume=True, progress=False).run()
+    message = str(info.value)
+    assert "clustering.k: 4 -> 5" in message and "optim.batch_size" in message
+    assert "optim.lr" not in message.split("drop them")[0]  # the learning rate may change on resume
+
+
 def test_k_larger_than_the_dataset_fails_before_any_work(tiny_world, tmp_path):
     with pytest.raises(ConfigError, match="k=500"):
         Pretrainer(tiny("xdc", **{"clustering.k": 500}), tiny_world, tmp_path / "r", progress=False)

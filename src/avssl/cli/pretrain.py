@@ -91,22 +91,14 @@ def resumed_config(out, method=None, preset=None, overrides=(), config_file=None
     import json
     from pathlib import Path
 
-    from ..config import (RESUME_CHANGEABLE, PretrainConfig, apply_overrides, config_differences, load_config_file,
-                         tree_overrides, validate)
-    from ..errors import ConfigError
+    from ..config import PretrainConfig, apply_overrides, check_resumable, load_config_file, tree_overrides, validate
 
     saved = PretrainConfig.load(Path(out) / "config.json")
     asked = [f"{key}={json.dumps(value)}" for key, value in (("method", method), ("preset", preset)) if value]
     if config_file is not None:
         asked += tree_overrides(load_config_file(config_file))
     cfg = apply_overrides(saved, [*asked, *overrides])
-    changed = config_differences(saved, cfg, ignore=RESUME_CHANGEABLE)
-    if changed:
-        lines = "\n  ".join(f"{key}: {json.dumps(old)} -> {json.dumps(new)}" for key, old, new in changed)
-        raise ConfigError(f"--resume continues {out} with its saved config ({Path(out) / 'config.json'}); "
-                          f"these options ask for different values:\n  {lines}\n"
-                          f"drop them to resume (only {', '.join(sorted(RESUME_CHANGEABLE))} may change), "
-                          f"or start a new run in another --out")
+    check_resumable(saved, cfg, out)
     return validate(cfg)
 
 

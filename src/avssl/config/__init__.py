@@ -17,14 +17,14 @@ from .files import load_config_file, to_yaml
 from .presets import DEFAULT_PRESET, PRESETS, config_layers, file_preset, preset, preset_summary, resolve
 from .tree import (
     CRISSCROSS_TERMS, RESUME_CHANGEABLE, AudioConfig, AVTSConfig, ClusteringConfig, CrissCrossConfig, LoaderConfig,
-    LoggingConfig, OptimConfig, PretrainConfig, VideoConfig, apply_overrides, config_differences, config_keys,
-    did_you_mean, flatten, tree_overrides,
+    LoggingConfig, OptimConfig, PretrainConfig, VideoConfig, apply_overrides, check_resumable, config_differences,
+    config_keys, did_you_mean, flatten, tree_overrides,
 )
 
 __all__ = [
     "AUDIO_ENCODERS", "AVTSConfig", "AudioConfig", "CRISSCROSS_TERMS", "ClusteringConfig", "CrissCrossConfig",
     "DEFAULT_PRESET", "LoaderConfig", "LoggingConfig", "OptimConfig", "PRESETS", "PretrainConfig", "RESUME_CHANGEABLE",
-    "SEED_LIMIT", "VIDEO_ENCODERS", "VideoConfig", "apply_overrides", "config_differences", "config_keys",
-    "config_layers", "did_you_mean", "file_preset", "flatten", "load_config_file", "preset", "preset_summary",
+    "SEED_LIMIT", "VIDEO_ENCODERS", "VideoConfig", "apply_overrides", "check_resumable", "config_differences",
+    "config_keys", "config_layers", "did_you_mean", "file_preset", "flatten", "load_config_file", "preset", "preset_summary",
     "resolve", "to_yaml", "tree_overrides", "validate",
 ]

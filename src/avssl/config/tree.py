@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..errors import ConfigError
@@ -361,3 +362,15 @@ def config_differences(old, new, ignore: Sequence[str] = ()) -> list[tuple[str, 
     keys = list(dict.fromkeys([*a, *b]))
     return [(k, a.get(k), b.get(k)) for k in keys
             if k not in ignore and k.split(".")[0] not in ignore and a.get(k) != b.get(k)]
+
+
+def check_resumable(saved, cfg, run_dir) -> None:
+    """Refuse to resume the run in ``run_dir`` (saved config ``saved``) with ``cfg`` when they differ in
+    more than ``RESUME_CHANGEABLE``: one ConfigError naming every differing value, old -> new."""
+    refused = config_differences(saved, cfg, ignore=RESUME_CHANGEABLE)
+    if refused:
+        lines = "\n  ".join(f"{key}: {json.dumps(old)} -> {json.dumps(new)}" for key, old, new in refused)
+        raise ConfigError(f"--resume continues {run_dir} with its saved config ({Path(run_dir) / 'config.json'}); "
+                          f"these options ask for different values:\n  {lines}\n"
+                          f"drop them to resume (only {', '.join(sorted(RESUME_CHANGEABLE))} may change), "
+                          f"or start a new run in another --out")

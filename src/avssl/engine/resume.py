@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import torch
 
-from ..config import RESUME_CHANGEABLE, PretrainConfig, config_differences
+from ..config import PretrainConfig, check_resumable, config_differences
 from ..errors import ConfigError
 from ..io import atomic_save, atomic_save_array, atomic_write_text, load_checkpoint
 from ..runs import CHECKPOINT_FORMAT
@@ -32,12 +32,7 @@ class Resume:
             self._resume = False
             return
         saved_cfg = PretrainConfig.load(saved)
-        refused = config_differences(saved_cfg, self.cfg, ignore=RESUME_CHANGEABLE)
-        if refused:
-            diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in refused)
-            raise ConfigError(f"--resume: the config differs from the saved run ({diff}); resume with the same "
-                              f"settings (a resumed run may change only {', '.join(sorted(RESUME_CHANGEABLE))}), "
-                              f"or start a new run directory")
+        check_resumable(saved_cfg, self.cfg, self.run_dir)
         changes = {k: (a, b) for k, a, b in config_differences(saved_cfg, self.cfg)}
         self.resume_changes = changes  # recorded in metrics.jsonl when the run goes on
 
