@@ -227,3 +227,32 @@ def raises_naming(path, fn, match):
         fn(path)
     assert str(path) in str(err.value) and err.value.path == str(path)
 
+
+
+# --- video clips and transforms (test_transforms_*.py, test_dataset.py) -------------------------------
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def uint8_clip(t=4, h=24, w=32, seed=0, same_frames=False) -> np.ndarray:
+    frames = np.random.default_rng(seed).integers(0, 256, size=(1 if same_frames else t, h, w, 3), dtype=np.uint8)
+    return np.repeat(frames, t, axis=0) if same_frames else frames
+
+
+def video(t=4, h=24, w=32, seed=0, same_frames=False) -> torch.Tensor:
+    from avssl.data.transforms import to_tensor_video
+
+    return to_tensor_video(uint8_clip(t, h, w, seed, same_frames))
+
+
+def _full_train():
+    from avssl.data.transforms import video_transform
+
+    return video_transform(
+        train=True, crop_size=16, resize=20, color_jitter=0.4, grayscale=0.5, blur=0.5, cutout=1.0, multiscale=True
+    )
+
+
+FULL_TRAIN = _full_train()  # every training augmentation at once
+
