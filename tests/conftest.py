@@ -322,3 +322,31 @@ def tiny_encoders_file(run_dir, seed=0, midplanes="torchvision"):
     atomic_save(payload, Path(run_dir) / "encoders.pt")
     return load_encoders(run_dir)
 
+
+# --- a layer that bf16 gets wrong (test_bf16_check.py, test_precision.py) -----------------------------
+
+class _Explode(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by 1e20, as the oneDNN defect did to weight gradients."""
+
+    @staticmethod
+    def forward(ctx, w):
+        return w.view_as(w)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 1e20
+
+
+class WrongUnderBf16Conv3d(nn.Conv3d):
+    """A (3, 1, 1) temporal convolution whose weight gradient is wrong under bf16 autocast only."""
+
+    def forward(self, x):
+        w = _Explode.apply(self.weight) if torch.is_autocast_enabled("cpu") else self.weight
+        return self._conv_forward(x, w, self.bias)
+
+
+def wrong_under_bf16_model():
+    """Two convolutions, each followed by BatchNorm and ReLU; the second (``3``) is wrong under bf16."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv3d(4, 8, (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(8), nn.ReLU(),
+                         WrongUnderBf16Conv3d(8, 8, (3, 1, 1), padding=(1, 0, 0)), nn.BatchNorm3d(8), nn.ReLU())
