@@ -350,3 +350,15 @@ def wrong_under_bf16_model():
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv3d(4, 8, (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(8), nn.ReLU(),
                          WrongUnderBf16Conv3d(8, 8, (3, 1, 1), padding=(1, 0, 0)), nn.BatchNorm3d(8), nn.ReLU())
+
+
+# --- a pickle that runs code (test_bad_files.py, test_weights_files.py) -----------------------------
+
+class Marker:
+    """Unpickling this object creates a file: the proof that a loader ran code from a file."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)

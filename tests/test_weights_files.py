@@ -3,8 +3,6 @@ truncated, empty, foreign and pickled files are refused with a clear message, an
 nothing in avssl loads a file except weights-only."""
 import ast
 import os
-import pathlib
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,23 +11,13 @@ from avssl.errors import CheckpointError
 from avssl.io import load_checkpoint
 from avssl.runs import load_encoders
 from avssl.weights import LayoutError, load_weights, load_xdc_release, sha256_of
-from conftest import REPO, release_state_dict, write_release
+from conftest import REPO, Marker, release_state_dict, write_release
 
 
 def rename_to_own_hash(path, pretraining):
     final = path.with_name(f"r2plus1d_18_{pretraining}-{sha256_of(path)[:8]}.pth")
     os.replace(path, final)
     return final
-
-
-class Marker:
-    """Unpickling this object creates a file: the proof that a loader ran code from a checkpoint."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.path,)
 
 
 def test_torchvision_layout_under_a_release_name_is_a_shape_error(release_dir):
