@@ -2,10 +2,12 @@
 and helpers used by several test files."""
 import os
 from fractions import Fraction
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -227,3 +229,136 @@ def raises_naming(path, fn, match):
         fn(path)
     assert str(path) in str(err.value) and err.value.path == str(path)
 
+
+
+# --- video clips and transforms (test_transforms_*.py, test_dataset.py) -------------------------------
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def uint8_clip(t=4, h=24, w=32, seed=0, same_frames=False) -> np.ndarray:
+    frames = np.random.default_rng(seed).integers(0, 256, size=(1 if same_frames else t, h, w, 3), dtype=np.uint8)
+    return np.repeat(frames, t, axis=0) if same_frames else frames
+
+
+def video(t=4, h=24, w=32, seed=0, same_frames=False) -> torch.Tensor:
+    from avssl.data.transforms import to_tensor_video
+
+    return to_tensor_video(uint8_clip(t, h, w, seed, same_frames))
+
+
+def _full_train():
+    from avssl.data.transforms import video_transform
+
+    return video_transform(
+        train=True, crop_size=16, resize=20, color_jitter=0.4, grayscale=0.5, blur=0.5, cutout=1.0, multiscale=True
+    )
+
+
+FULL_TRAIN = _full_train()  # every training augmentation at once
+
+
+# --- weight files (test_weights_*.py, test_hubconf.py) ----------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+def release_state_dict(seed=0, midplanes="xdc", counters=False):
+    """Weights with the release's layout: full-width R(2+1)D-18, per-conv mid-planes, no classifier,
+    and (like a Caffe2 conversion) no BatchNorm counters. Random values, non-trivial statistics."""
+    from avssl.models import create_r2plus1d_18
+
+    torch.manual_seed(seed)
+    model = create_r2plus1d_18(width=1.0, midplanes=midplanes)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm3d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.normal_(1, 0.1)
+                m.bias.normal_(0, 0.1)
+    return {k: v for k, v in model.state_dict().items() if counters or not k.endswith("num_batches_tracked")}
+
+
+def write_release(folder, pretraining, sd, legacy=True, name_hash=None):
+    """Save ``sd`` as the release does (PyTorch 1.4 wrote the legacy format) under the release's name
+    pattern, with the first 8 hex digits of the file's own SHA-256 unless ``name_hash`` is given."""
+    from avssl.weights import sha256_of
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "incoming.pth"
+    torch.save(sd, tmp, _use_new_zipfile_serialization=not legacy)
+    final = folder / f"r2plus1d_18_{pretraining}-{name_hash or sha256_of(tmp)[:8]}.pth"
+    os.replace(tmp, final)
+    return final
+
+
+@pytest.fixture(scope="module")
+def release_sd():
+    return release_state_dict()
+
+
+@pytest.fixture
+def release_dir(tmp_path):
+    d = tmp_path / "release"
+    yield d
+    for f in d.glob("*.pth"):  # 130 MB each: do not leave them in pytest's kept temp folders
+        f.unlink()
+
+
+def tiny_encoders_file(run_dir, seed=0, midplanes="torchvision"):
+    """An ``encoders.pt`` as a pretraining run writes it (cpu-tiny architecture, random weights)."""
+    from avssl.config import resolve
+    from avssl.io import atomic_save
+    from avssl.runs import ENCODERS_FORMAT, load_encoders, scratch_encoders
+
+    cfg = resolve("cpu-tiny", "xdc", [f"video.midplanes={midplanes}"])
+    enc = scratch_encoders(cfg, seed=seed)
+    payload = {"format": ENCODERS_FORMAT, "method": "xdc", "config": cfg.to_dict(), "slots": enc.slots,
+               "encoders": {s: m.state_dict() for s, m in enc.modules.items()}}
+    atomic_save(payload, Path(run_dir) / "encoders.pt")
+    return load_encoders(run_dir)
+
+
+# --- a layer that bf16 gets wrong (test_bf16_check.py, test_precision.py) -----------------------------
+
+class _Explode(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by 1e20, as the oneDNN defect did to weight gradients."""
+
+    @staticmethod
+    def forward(ctx, w):
+        return w.view_as(w)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 1e20
+
+
+class WrongUnderBf16Conv3d(nn.Conv3d):
+    """A (3, 1, 1) temporal convolution whose weight gradient is wrong under bf16 autocast only."""
+
+    def forward(self, x):
+        w = _Explode.apply(self.weight) if torch.is_autocast_enabled("cpu") else self.weight
+        return self._conv_forward(x, w, self.bias)
+
+
+def wrong_under_bf16_model():
+    """Two convolutions, each followed by BatchNorm and ReLU; the second (``3``) is wrong under bf16."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv3d(4, 8, (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(8), nn.ReLU(),
+                         WrongUnderBf16Conv3d(8, 8, (3, 1, 1), padding=(1, 0, 0)), nn.BatchNorm3d(8), nn.ReLU())
+
+
+# --- a pickle that runs code (test_bad_files.py, test_weights_files.py) -----------------------------
+
+class Marker:
+    """Unpickling this object creates a file: the proof that a loader ran code from a file."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)

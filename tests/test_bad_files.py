@@ -2,7 +2,6 @@
 over csv's 128 KiB limit, an unbalanced quote that merges rows), a pickled ``.npy`` in a run's
 ``clusters/``, a checkpoint whose pickle calls a blocked function, a video whose codec no decoder knows."""
 import os
-import pathlib
 import pickle
 import shutil
 from pathlib import Path
@@ -17,6 +16,7 @@ from avssl.data.media import decode_clip, probe
 from avssl.errors import CheckpointError
 from avssl.io import load_array, load_checkpoint
 from avssl.errors import ConfigError, MediaError
+from conftest import Marker
 
 
 def pretrain_argv(data, out):
@@ -56,16 +56,6 @@ def test_line_breaks_inside_a_quoted_metadata_value_stay_allowed(tmp_path):
 
 
 # --- a pickled .npy in a run's clusters/ ---------------------------------------------------------
-
-class Marker:
-    """Unpickling this object creates a file: the proof that a loader ran code from a file."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.path,)
-
 
 @pytest.fixture
 def poisoned_run(tiny_xdc_run, tmp_path):

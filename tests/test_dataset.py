@@ -8,8 +8,9 @@ from avssl.data.dataset import ClipDataset, VideoEntry
 from avssl.data.pipeline import clip_spec, logmel_config, make_dataset
 from avssl.data.media import decode_clip
 from avssl.data.samplers import RandomClipSampler
-from avssl.data.transforms import Compose, RandomHorizontalFlip, to_tensor_video
+from avssl.data.transforms import KINETICS_MEAN, KINETICS_STD, Compose, RandomHorizontalFlip, to_tensor_video
 from avssl.data.writer import write_av
+from conftest import rng
 
 SEED = 3
 
@@ -80,3 +81,35 @@ def test_per_clip_tensor_work_runs_on_one_torch_thread(entries):
         torch.set_num_threads(before)
     assert seen == [1, 1] and item["video"].dtype == torch.float32
 
+
+@pytest.mark.parametrize("preset_name", ["xdc-paper", "cpu-small"])
+def test_dataset_video_tensor_matches_the_straightforward_chain_on_a_decoded_clip(media_files, preset_name):
+    """A real decoded clip through a preset's training dataset (crop and flip on uint8, the flip read
+    mirrored by the fused conversion, normalise in the same pass) equals the plain computation:
+    to float, /255, crop, flip, (x - mean) / std, one step after another on torch tensors."""
+    from avssl.config import preset
+    from avssl.data.media import decode_video
+    from avssl.data.pipeline import clip_spec, make_dataset
+
+    cfg = preset(preset_name)
+    spec = clip_spec(cfg)
+    ds = make_dataset(cfg, [], spec, "train", seed=0)
+    crop = cfg.video.crop
+    short_side = max(crop + 8, 1)  # the test file is 96x128: decode at a short side the crop fits in
+    frames = decode_video(media_files("long"), 3.3, spec.num_frames, spec.fps, short_side=short_side)
+    mean = torch.tensor(KINETICS_MEAN, dtype=torch.float64).view(3, 1, 1, 1)
+    std = torch.tensor(KINETICS_STD, dtype=torch.float64).view(3, 1, 1, 1)
+    flipped = set()
+    for seed in range(8):
+        got = ds.video_tensor(frames, rng(seed))
+        r = rng(seed)
+        x = torch.from_numpy(frames).permute(3, 0, 1, 2).double() / 255
+        top = int(r.integers(0, x.shape[-2] - crop + 1))
+        left = int(r.integers(0, x.shape[-1] - crop + 1))
+        x = x[..., top : top + crop, left : left + crop]
+        flip = r.random() < 0.5
+        flipped.add(flip)
+        want = ((x.flip(-1) if flip else x) - mean) / std
+        assert got.dtype == torch.float32 and got.is_contiguous() and got.shape == want.shape
+        torch.testing.assert_close(got.double(), want, rtol=0, atol=2e-6)
+    assert flipped == {True, False}

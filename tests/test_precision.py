@@ -1,14 +1,19 @@
-"""Precision: what ``auto`` resolves to, that bf16 autocast really runs the encoders in bf16, and
-that a bf16 run trains (real steps on real clips)."""
+"""Precision: what ``auto`` resolves to, that bf16 autocast really runs the encoders in bf16, that a
+precision plan keeps a layer the bf16 check finds wrong in fp32 (and ``auto`` never picks a wrong bf16),
+and that a bf16 run trains (real steps on real clips)."""
 import json
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from avssl.config import resolve
-from avssl.engine.precision import autocast, native_bf16, resolve_precision
+from avssl.engine.precision import autocast, native_bf16, plan_precision, resolve_precision
 from avssl.errors import ConfigError
+from conftest import WrongUnderBf16Conv3d, wrong_under_bf16_model
+
+CPU = torch.device("cpu")
 
 
 def test_resolve_precision():
@@ -36,6 +41,43 @@ def test_autocast_runs_convolutions_in_bf16():
         assert conv(x).dtype == torch.bfloat16
     with autocast(torch.device("cpu"), "fp32"):
         assert conv(x).dtype == torch.float32
+
+
+def _weight_grads(model, x, bf16):
+    model.zero_grad(set_to_none=True)
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
+    with ctx:
+        y = model(x)
+    y.float().square().mean().backward()
+    return [p.grad.clone() for p in model.parameters() if p.dim() > 1]
+
+
+def test_bf16_plan_keeps_the_wrong_layer_in_fp32_and_gets_the_gradients_right():
+    model = wrong_under_bf16_model()
+    x = torch.randn(4, 4, 2, 6, 6)
+    ref = _weight_grads(model, x, bf16=False)
+    assert _weight_grads(model, x, bf16=True)[1].abs().max() > 1e10  # the defect, unchecked
+    plan = plan_precision(CPU, "bf16", "contiguous", [("", model, x)])
+    assert plan.precision == "bf16" and plan.fp32_layers == ["3"]
+    assert "wrong here for 1 of 2 layer shapes" in plan.reason and "1 layers run in fp32" in plan.reason
+    assert type(model[3]).__name__ == "Fp32WrongUnderBf16Conv3d" and type(model[0]) is nn.Conv3d
+    got = _weight_grads(model, x, bf16=True)
+    for a, b in zip(got, ref):  # bf16 rounding accumulated through the network (~0.1), not 1e20
+        assert float((a - b).norm() / b.norm()) < 0.5
+    assert set(model.state_dict()) == set(wrong_under_bf16_model().state_dict())  # containment leaves the weights' names
+
+
+def test_auto_never_picks_a_wrong_bf16():
+    """Where every layer is wrong, ``auto`` falls back to fp32 and says why; without native bf16 it
+    never considers bf16."""
+    torch.manual_seed(0)
+    model = nn.Sequential(WrongUnderBf16Conv3d(4, 4, (3, 1, 1), padding=(1, 0, 0)))
+    plan = plan_precision(CPU, "auto", "auto", [("", model, torch.zeros(2, 4, 2, 4, 4))])
+    assert plan.precision == "fp32" and plan.memory_format == "contiguous"
+    if native_bf16(CPU):
+        assert "wrong here for 1 of 1" in plan.reason
+    else:
+        assert "no native bf16" in plan.reason
 
 
 def test_bf16_run_records_its_precision(tiny_world, tmp_path):
