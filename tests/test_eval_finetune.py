@@ -2,10 +2,12 @@
 import argparse
 import json
 
+import pytest
 import torch
 
 from avssl.evaluation import finetune, load_source
 from avssl.cli.evaluation import register
+from avssl.errors import TrainingDiverged
 
 
 def test_finetune_trains_a_copy_and_reports_video_and_clip_accuracy(tiny_world, tmp_path):
@@ -27,6 +29,13 @@ def test_several_learning_rates_are_chosen_on_validation(tiny_world, tmp_path):
     fold = r["folds"]["split"]
     assert set(fold["sweep"]) == {"0.001", "0.01"} and fold["lr"] in (0.001, 0.01)
     assert all(0 <= v["val_accuracy"] <= 1 for v in fold["sweep"].values())
+
+
+def test_a_diverged_fine_tuning_names_its_rate_and_epoch(tiny_world, tmp_path):
+    """lr=1e30: the first step blows the weights up and the next step's loss is NaN."""
+    with pytest.raises(TrainingDiverged, match=r"^fine-tuning loss became nan at lr 1e\+30, epoch 0; try a lower"):
+        finetune("scratch", tiny_world, tmp_path, preset="cpu-tiny", lrs=(1e30,), epochs=1, batch_size=8,
+                 epoch_size=16, test_clips=1, progress=False)
 
 
 def test_finetune_command(tiny_world, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""The per-batch loops of pretraining: one training epoch, the validation loss, and precise BN's pass.
+"""The per-batch loops of pretraining: one training epoch (its steps are ``step.train_step``, the one
+fine-tuning takes too), the validation loss, and precise BN's pass.
 
     class Pretrainer(RunFolder, Resume, Epochs): ...   # engine.pretrain's trainer runs its epochs here
 
@@ -19,7 +20,8 @@ from ..data.pipeline import epoch_order, make_loader
 from ..progress import progress
 from .precise_bn import recompute_bn_stats
 from .precision import autocast, batch_to_device
-from .schedule import learning_rate, set_learning_rate
+from .schedule import learning_rate
+from .step import train_step
 
 
 @contextmanager
@@ -63,20 +65,14 @@ class Epochs:
                 # Every rank must take (or skip) a step together, or DistributedDataParallel would hang.
                 if distributed.any_rank(len(batch.get("index", ())) < self.method.min_batch_size):
                     continue
-                set_learning_rate(optimizer, learning_rate(o, lr_offset + epoch + step / steps))
-                batch = batch_to_device(batch, self.device, self.memory_format)
-                with autocast(self.device, self.precision):
-                    loss, logs = self.model(batch)
-                if not torch.isfinite(loss):
-                    raise self._diverged(f"the training loss became {float(loss.detach())} at iteration {it}, "
-                                         f"epoch {epoch}, step {step}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                logs["grad_norm"] = self._clip_gradients(o)
-                optimizer.step()
+                logs = train_step(
+                    self.model, batch_to_device(batch, self.device, self.memory_format), optimizer,
+                    learning_rate(o, lr_offset + epoch + step / steps), device=self.device, precision=self.precision,
+                    diverged=lambda loss: self._diverged(f"the training loss became {loss} at iteration {it}, "
+                                                         f"epoch {epoch}, step {step}"),
+                    clip_params=self.method.parameters(), clip_grad_norm=o.clip_grad_norm)
                 self._bn_current = False
                 count += 1
-                logs["loss"] = float(loss.detach())
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix(loss=f"{logs['loss']:.3f}")
@@ -86,12 +82,6 @@ class Epochs:
         out["lr"] = learning_rate(o, lr_offset + epoch)
         out["steps"] = count
         return out
-
-    def _clip_gradients(self, o) -> float:
-        """The gradient's global L2 norm before clipping (clipped to ``optim.clip_grad_norm`` when set)."""
-        params = [p for p in self.method.parameters() if p.grad is not None]
-        limit = o.clip_grad_norm if o.clip_grad_norm is not None else math.inf
-        return float(torch.nn.utils.clip_grad_norm_(params, limit)) if params else 0.0
 
     def refresh_bn_stats(self, key: int, encoders_only: bool = False) -> None:
         """Precise BN: recompute BatchNorm statistics on ``optim.precise_bn_clips`` training clips with

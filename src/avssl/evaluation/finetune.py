@@ -26,11 +26,10 @@ from torch import nn
 from ..data.dataset import SkipReport, prepare_entries
 from ..data.pipeline import batched, build_cache, clip_spec, epoch_order, make_dataset, make_loader
 from ..data.probe_index import probe_manifest
-from ..engine.precision import autocast, plan_for_encoders
 from ..engine.device import pick_device
-from ..errors import TrainingDiverged
-from ..engine.schedule import set_learning_rate
-from ..errors import ConfigError
+from ..engine.precision import plan_for_encoders
+from ..engine.step import train_step
+from ..errors import ConfigError, TrainingDiverged
 from ..progress import progress as progress_bar
 from .features import clip_outputs, load_source, with_frames, with_pool
 from .grid_report import BEST_OVER_GRID, REPORTING, best_over_grid
@@ -88,6 +87,11 @@ class _Run:
         n = self.epoch_size or max(round(r.clips_per_video * len(entries)), 1)
         self.clips_per_epoch, self.steps = n, 0  # reported: the epoch size and SGD steps of the last training
         model.train()
+
+        def cross_entropy(batch):  # the logits under the run's autocast, the loss in fp32 (as autocast keeps it)
+            logits = model(batch[self.modality].to(self.device))
+            return F.cross_entropy(logits.float(), batch["label"].to(self.device)), {}
+
         for epoch in range(self.epochs):
             dataset.set_epoch(epoch)
             order = epoch_order(len(dataset), n, self.seed, epoch)
@@ -101,17 +105,11 @@ class _Run:
                     self.skips.add(path, reason)
                 if "index" not in batch:
                     continue
-                set_learning_rate(opt, r.learning_rate(lr, self.epochs, epoch + step / steps))
-                with autocast(self.device, self.precision):
-                    logits = model(batch[self.modality].to(self.device))
-                loss = F.cross_entropy(logits.float(), batch["label"].to(self.device))
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"fine-tuning loss became {float(loss)} at lr {lr}, epoch {epoch}; "
-                                           f"try a lower learning rate")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum, steps_done = loss_sum + float(loss.detach()), steps_done + 1
+                logs = train_step(cross_entropy, batch, opt, r.learning_rate(lr, self.epochs, epoch + step / steps),
+                                  device=self.device, precision=self.precision,
+                                  diverged=lambda loss: TrainingDiverged(f"fine-tuning loss became {loss} at lr {lr}, "
+                                                                         f"epoch {epoch}; try a lower learning rate"))
+                loss_sum, steps_done = loss_sum + logs["loss"], steps_done + 1
                 self.steps += 1
         return model.eval(), loss_sum / max(steps_done, 1)
 
