@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from avssl.engine.schedule import learning_rate
+from avssl.errors import TrainingDiverged
 from avssl.evaluation import linear_eval, linear_probe
 from avssl.cli.evaluation import register
 from avssl.evaluation.linear import table11_optim, video_scores
@@ -33,6 +34,11 @@ def test_shuffled_labels_score_near_chance():
     test = blobs(num_videos=80, seed=2)
     r = linear_eval((x, video, shuffled), test, 4, lrs=(0.01,), epochs=16)
     assert r["accuracy"] <= 0.45 and r["sweep"] == {}  # chance is 0.25
+
+
+def test_a_diverging_probe_raises_naming_its_rate_instead_of_reporting_garbage():
+    with pytest.raises(TrainingDiverged, match=r"linear classifier's loss became (nan|inf).* at lr 1e\+30"):
+        linear_eval(blobs(seed=0), blobs(num_videos=24, seed=1), 4, lrs=(1e30,), epochs=2)
 
 
 def test_the_schedule_has_table_11s_shape():

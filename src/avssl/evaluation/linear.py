@@ -25,11 +25,14 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from ..config import OptimConfig
-from ..engine.schedule import learning_rate, set_learning_rate
-from ..errors import ConfigError
+from ..engine.schedule import learning_rate
+from ..engine.step import train_step
+from ..errors import ConfigError, TrainingDiverged
 from .grid_report import BEST_OVER_GRID, REPORTING, best_over_grid
 from .features import Features, evaluate_frozen, load_source, mean_by_video, with_pool
 from .splits import Fold, carve_validation, check_options, choose, describe_choice
+
+CPU = torch.device("cpu")  # features are rows in memory: the probe trains on the CPU, in fp32
 
 FC_LRS = (0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.02, 0.04)  # Table 12, "FC only"
 
@@ -69,15 +72,18 @@ def fit_linear(x: np.ndarray, y: np.ndarray, num_classes: int, lr: float, epochs
     o = table11_optim(lr, epochs, batch_size)
     opt = torch.optim.SGD(fc.parameters(), lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
     steps = max(1, -(-len(xs) // batch_size))
+
+    def loss_fn(rows):
+        return F.cross_entropy(fc(xs[rows]), ys[rows]), {}
+
     for epoch in range(epochs):
         order = torch.randperm(len(xs), generator=gen)
         for step in range(steps):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            set_learning_rate(opt, learning_rate(o, epoch + step / steps))
-            loss = F.cross_entropy(fc(xs[idx]), ys[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            train_step(loss_fn, order[step * batch_size:(step + 1) * batch_size], opt,
+                       learning_rate(o, epoch + step / steps), device=CPU, precision="fp32",
+                       diverged=lambda loss: TrainingDiverged(
+                           f"the linear classifier's loss became {loss} at lr {lr}, epoch {epoch} (features that "
+                           f"are not finite, or too high a learning rate); try lower --lrs"))
     return LinearClassifier(scaler, fc.eval())
 
 
