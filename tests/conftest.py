@@ -59,6 +59,32 @@ def run_cli(args, env, expect=0, timeout=300):
     return p
 
 
+def run_data_command(argv) -> int:
+    """``avssl data ...`` in this process (``argv`` starts with ``data``); returns the exit status."""
+    import argparse
+
+    from avssl.cli.data import register
+
+    parser = argparse.ArgumentParser(prog="avssl")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def place(source, root, *names) -> list[str]:
+    """Copy a real media file to each of ``names`` under ``root`` (subfolders made); ``source`` is the
+    file, or a dict {extension: file} to copy the one that matches each name. Returns the absolute paths."""
+    import shutil
+
+    paths = []
+    for name in names:
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        shutil.copy(source[os.path.splitext(name)[1]] if isinstance(source, dict) else source, path)
+        paths.append(os.path.abspath(path))
+    return paths
+
+
 def run_split_and_whole(cfg, data, tmp_path):
     """Run ``cfg`` on ``data`` uninterrupted (``tmp_path/full``) and split after its first iteration then
     resumed (``tmp_path/split``); both must end with the same encoders, bit for bit."""

@@ -3,7 +3,6 @@
 The split lists are written in the official formats (Windows line ends where the originals have
 them); the media are real files written with write_av and copied under the official names.
 """
-import argparse
 import logging
 import os
 import shutil
@@ -12,10 +11,10 @@ import numpy as np
 import pytest
 
 from avssl.data import layouts
-from avssl.cli.data import register
 from avssl.data.manifest import Manifest
 from avssl.data.writer import write_av
 from avssl.errors import ConfigError
+from conftest import place, run_data_command
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +28,6 @@ def media(tmp_path_factory):
         ext: write_av(folder / f"clip{ext}", None if ext in (".wav", ".m4a") else video, 8.0, audio, 16000)
         for ext in (".avi", ".mp4", ".wav", ".m4a")
     }
-
-
-def place(media, root, *names):
-    for name in names:
-        path = os.path.join(root, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        shutil.copy(media[os.path.splitext(name)[1]], path)
 
 
 def write_lines(path, lines, newline="\n"):
@@ -351,17 +343,10 @@ def test_kinetics_errors(tmp_path, media):
 # --- avssl data <layout> -------------------------------------------------------------------------
 
 
-def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="avssl")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
 def test_ucf101_and_hmdb51_commands_write_the_chosen_fold(ucf, hmdb, tmp_path, capsys):
     videos, splits = ucf
     out = tmp_path / "out" / "ucf.csv"
-    assert run_cli(["data", "ucf101", str(videos), "--splits", str(splits), "--fold", "2", "--out", str(out)]) == 0
+    assert run_data_command(["data", "ucf101", str(videos), "--splits", str(splits), "--fold", "2", "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"{out}: 5 items; 2 classes; split test 2, train 3"
     m = Manifest.read(out)
     assert m.class_names() == UCF_CLASSES
@@ -369,25 +354,25 @@ def test_ucf101_and_hmdb51_commands_write_the_chosen_fold(ucf, hmdb, tmp_path, c
     assert second.split == "test" and second.meta == {"split_1": "train", "split_2": "test", "split_3": "train"}
 
     videos, splits = hmdb
-    assert run_cli(["data", "hmdb51", str(videos), "--splits", str(splits), "--out", str(out)]) == 0
+    assert run_data_command(["data", "hmdb51", str(videos), "--splits", str(splits), "--out", str(out)]) == 0
     assert "6 items; 2 classes; split test 2, train 2" in capsys.readouterr().out
     assert Manifest.read(out).class_names() == ["brush_hair", "cartwheel"]
 
 
 def test_esc50_dcase_and_kinetics_commands(esc, tmp_path, media, capsys):
     out = tmp_path / "m.csv"
-    assert run_cli(["data", "esc50", str(esc), "--fold", "4", "--out", str(out)]) == 0
+    assert run_data_command(["data", "esc50", str(esc), "--fold", "4", "--out", str(out)]) == 0
     assert [i.split for i in Manifest.read(out)] == ["train", "train", "train", "test"]
 
     place(media, tmp_path / "scenes", "audio/beach/x.wav", "audio/bus/y.wav")
-    assert run_cli(["data", "dcase", str(tmp_path / "scenes"), "--out", str(out)]) == 0
+    assert run_data_command(["data", "dcase", str(tmp_path / "scenes"), "--out", str(out)]) == 0
     assert Manifest.read(out).class_names() == ["beach", "bus"]
 
     write_lines(tmp_path / "k.csv", ["label,youtube_id,time_start,time_end,split", "a,abc,0,10,train"])
     place(media, tmp_path / "clips", "train/a/abc_000000_000010.mp4")
     capsys.readouterr()
     argv = ["data", "kinetics", str(tmp_path / "k.csv"), "--videos", str(tmp_path / "clips"), "--out", str(out)]
-    assert run_cli(argv) == 0
+    assert run_data_command(argv) == 0
     assert capsys.readouterr().out.strip() == f"{out}: 1 items; 1 classes; split train 1"
     assert Manifest.read(out)[0].path == str(tmp_path / "clips" / "train" / "a" / "abc_000000_000010.mp4")
 
@@ -396,7 +381,7 @@ def test_layout_command_errors_write_nothing(ucf, tmp_path):
     videos, splits = ucf
     out = tmp_path / "never.csv"
     with pytest.raises(ConfigError, match="fold 9 is not among"):
-        run_cli(["data", "ucf101", str(videos), "--splits", str(splits), "--fold", "9", "--out", str(out)])
+        run_data_command(["data", "ucf101", str(videos), "--splits", str(splits), "--fold", "9", "--out", str(out)])
     assert not out.exists()
     with pytest.raises(SystemExit):  # --out is required
-        run_cli(["data", "esc50", str(tmp_path)])
+        run_data_command(["data", "esc50", str(tmp_path)])

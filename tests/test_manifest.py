@@ -1,5 +1,4 @@
 """Manifests: CSV reading and writing, folder scans, splits and labels, odd file names."""
-import argparse
 import logging
 import os
 import shutil
@@ -7,7 +6,6 @@ import shutil
 import numpy as np
 import pytest
 
-from avssl.cli.data import register
 from avssl.data.manifest import (
     MEDIA_EXTENSIONS,
     Manifest,
@@ -17,6 +15,7 @@ from avssl.data.manifest import (
 )
 from avssl.data.writer import write_av
 from avssl.errors import ConfigError
+from conftest import place, run_data_command
 
 
 @pytest.fixture(scope="module")
@@ -26,17 +25,6 @@ def clip(tmp_path_factory):
     rng = np.random.default_rng(0)
     video = rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
     return write_av(path, video, 8.0, rng.uniform(-0.5, 0.5, 1600).astype(np.float32), 16000)
-
-
-def place(clip, root, *names):
-    """Copy ``clip`` to each of ``names`` under ``root``; returns the absolute paths."""
-    paths = []
-    for name in names:
-        path = os.path.join(root, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        shutil.copy(clip, path)
-        paths.append(os.path.abspath(path))
-    return paths
 
 
 def write_text(path, text):
@@ -286,20 +274,13 @@ def test_manifest_sequence_protocol_and_short_repr(labelled):
 # --- avssl data folder ---------------------------------------------------------------------------
 
 
-def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="avssl")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
 def test_folder_command_writes_flat_or_class_manifests(tmp_path, clip, capsys):
     place(clip, tmp_path / "data", "dog/a.mp4", "cat/b.mp4", "cat/c.mp4")
     out = tmp_path / "data" / "m.csv"
-    assert run_cli(["data", "folder", str(tmp_path / "data"), "--out", str(out)]) == 0
+    assert run_data_command(["data", "folder", str(tmp_path / "data"), "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"{out}: 3 items; unlabelled"
     assert not Manifest.read(out).labelled()
-    assert run_cli(["data", "folder", str(tmp_path / "data"), "--class-folders", "--out", str(out)]) == 0
+    assert run_data_command(["data", "folder", str(tmp_path / "data"), "--class-folders", "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"{out}: 3 items; 2 classes"
     assert [i.label for i in Manifest.read(out)] == ["cat", "cat", "dog"]
     assert out.read_text().splitlines()[1] == os.path.join("cat", "b.mp4") + ",cat,"
@@ -308,7 +289,7 @@ def test_folder_command_writes_flat_or_class_manifests(tmp_path, clip, capsys):
 def test_folder_command_rejects_an_empty_folder_without_writing(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no media files found under"):
-        run_cli(["data", "folder", str(tmp_path / "empty"), "--out", str(tmp_path / "m.csv")])
+        run_data_command(["data", "folder", str(tmp_path / "empty"), "--out", str(tmp_path / "m.csv")])
     assert not (tmp_path / "m.csv").exists()
 
 
@@ -322,7 +303,7 @@ def test_folder_command_writes_a_stratified_split_that_the_evaluations_accept(tm
     place(clip, tmp_path / "data", *names)
     out, again = tmp_path / "m.csv", tmp_path / "again.csv"
     argv = ["data", "folder", str(tmp_path / "data"), "--class-folders", "--split-fraction", "0.2", "--seed", "0"]
-    assert run_cli([*argv, "--out", str(out)]) == 0
+    assert run_data_command([*argv, "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"{out}: 16 items; 4 classes; split test 4, train 12"
     m = Manifest.read(out)
     test = {}
@@ -330,7 +311,7 @@ def test_folder_command_writes_a_stratified_split_that_the_evaluations_accept(tm
         assert item.split in ("train", "test")
         test.setdefault(item.label, []).append(item.split == "test")
     assert {label: sum(flags) for label, flags in test.items()} == {"dog": 2, "cat": 1, "owl": 1, "bat": 0}
-    assert run_cli([*argv, "--out", str(again)]) == 0
+    assert run_data_command([*argv, "--out", str(again)]) == 0
     assert again.read_text() == out.read_text()  # deterministic for the seed
     other = Manifest.read(out).with_split(0.2, seed=1)
     assert [i.split for i in other] != [i.split for i in m]
@@ -343,11 +324,11 @@ def test_folder_command_writes_a_stratified_split_that_the_evaluations_accept(tm
 def test_split_fraction_of_an_unlabelled_folder_and_bad_fractions(tmp_path, clip, capsys):
     place(clip, tmp_path / "data", *[f"{i}.mp4" for i in range(10)])
     out = tmp_path / "m.csv"
-    assert run_cli(["data", "folder", str(tmp_path / "data"), "--split-fraction", "0.3", "--out", str(out)]) == 0
+    assert run_data_command(["data", "folder", str(tmp_path / "data"), "--split-fraction", "0.3", "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"{out}: 10 items; unlabelled; split test 3, train 7"
     for bad in ("0", "1", "1.5", "x"):
         with pytest.raises(SystemExit):
-            run_cli(["data", "folder", str(tmp_path / "data"), "--split-fraction", bad, "--out", str(out)])
+            run_data_command(["data", "folder", str(tmp_path / "data"), "--split-fraction", bad, "--out", str(out)])
         assert "--split-fraction" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="between 0 and 1"):
         Manifest.read(out).with_split(1.0)

@@ -4,7 +4,6 @@ Reuse of the cache is proven without mocks: ``probed`` counts the files opened, 
 left untouched when nothing changed, and a value planted in the cache comes back instead of the
 file's real one.
 """
-import argparse
 import json
 import logging
 import os
@@ -13,12 +12,12 @@ import shutil
 import numpy as np
 import pytest
 
-from avssl.cli.data import register
 from avssl.data.manifest import Manifest, ManifestItem
 from avssl.data.media import probe
 from avssl.data.probe_index import ProbeIndex, default_cache_path, probe_manifest
 from avssl.data.writer import write_av
 from avssl.errors import ConfigError
+from conftest import run_data_command
 
 FPS, RATE = 8.0, 16000
 
@@ -198,15 +197,8 @@ def test_empty_index_summary():
 # --- avssl data probe ----------------------------------------------------------------------------
 
 
-def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="avssl")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
 def test_probe_command_prints_the_summary_and_names_bad_files(dataset, capsys):
-    assert run_cli(["data", "probe", str(dataset / "m.csv"), "--workers", "2"]) == 0
+    assert run_data_command(["data", "probe", str(dataset / "m.csv"), "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "6 files: 3 readable, 3 unreadable" in out
     assert f"  {dataset / 'empty.mp4'}: empty file (0 bytes)" in out
@@ -219,14 +211,14 @@ def test_probe_command_prints_undecodable_file_names_escaped(tmp_path, capsys):
         open(os.path.join(os.fsencode(tmp_path), b"bad\xff.mp4"), "w").close()
     except OSError:
         pytest.skip("this file system refuses names that are not valid UTF-8")
-    assert run_cli(["data", "probe", str(tmp_path), "--workers", "1"]) == 0
+    assert run_data_command(["data", "probe", str(tmp_path), "--workers", "1"]) == 0
     assert f"  {tmp_path}/bad\\udcff.mp4: empty file (0 bytes)" in capsys.readouterr().out
 
 
 def test_probe_command_on_a_folder_and_its_errors(dataset, tmp_path, capsys):
-    assert run_cli(["data", "probe", str(dataset)]) == 0
+    assert run_data_command(["data", "probe", str(dataset)]) == 0
     assert "5 files: 3 readable, 2 unreadable" in capsys.readouterr().out  # the folder has no gone.mp4
     with pytest.raises(ConfigError, match="does not exist"):
-        run_cli(["data", "probe", str(tmp_path / "nope")])
+        run_data_command(["data", "probe", str(tmp_path / "nope")])
     with pytest.raises(SystemExit):
-        run_cli(["data", "probe", str(dataset), "--workers", "0"])
+        run_data_command(["data", "probe", str(dataset), "--workers", "0"])

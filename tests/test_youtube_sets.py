@@ -2,7 +2,6 @@
 clips written by the test: presence counts, missing clips, labels, splits, and the cached probe."""
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from avssl.data import youtube_sets
 from avssl.data.manifest import load_manifest
 from avssl.data.writer import write_av
 from avssl.errors import ConfigError
+from conftest import place
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +20,6 @@ def clip(tmp_path_factory):
     video = rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
     audio = rng.uniform(-0.5, 0.5, 1600).astype(np.float32)
     return write_av(tmp_path_factory.mktemp("clip") / "clip.mp4", video, 8.0, audio, 16000)
-
-
-def place(clip, root, *names):
-    for name in names:
-        path = os.path.join(root, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        shutil.copy(clip, path)
 
 
 def write(path, text):
