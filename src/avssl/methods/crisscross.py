@@ -50,7 +50,7 @@ class CrissCross(PretextMethod):
     @classmethod
     def config_problems(cls, cfg) -> list[str]:
         x = cfg.crisscross
-        terms, known = x.terms(), tuple(TERMS)  # the relaxations the views implement, the terms the loss has
+        terms, known = x.terms(), tuple(TERMS)  # known: the terms the loss implements (RELAXATIONS: the views')
         return failed_checks(
             (x.relaxation in RELAXATIONS, f"crisscross.relaxation must be one of {RELAXATIONS}, got {x.relaxation!r}"),
             (bool(terms) and set(terms) <= set(known) and len(set(terms)) == len(terms),
