@@ -108,7 +108,8 @@ def test_its_section_is_checked_in_one_message_with_the_general_values():
 def test_only_the_method_that_trains_has_its_section_checked():
     # config.validate's general checks leave the avts section to AVTS; another method ignores it
     assert resolve("cpu-small", "avts", ["avts.margin=0"]).avts.margin == 0
-    assert resolve("cpu-small", "crisscross", ["avts.margin=0", "avts.stage_epochs=[3]"], check=validate).avts.margin == 0
+    other = resolve("cpu-small", "crisscross", ["avts.margin=0", "avts.stage_epochs=[3]"], check=validate)
+    assert other.avts.margin == 0
 
 
 def test_a_clip_without_frames_per_second_is_a_general_problem_not_a_crash():
