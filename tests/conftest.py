@@ -388,3 +388,20 @@ class Marker:
 
     def __reduce__(self):
         return Path.touch, (self.path,)
+
+
+# --- config refusals (test_avts.py, test_crisscross.py) ---------------------------------------------
+
+def refused_config(method, overrides, *messages):
+    """``cpu-small`` with ``method`` and ``overrides`` is refused by the full check (``methods.validate``:
+    the general checks and the method's own) in one ConfigError that holds every one of ``messages``."""
+    from avssl.config import resolve
+    from avssl.errors import ConfigError
+    from avssl.methods import validate
+
+    with pytest.raises(ConfigError) as err:
+        resolve("cpu-small", method, overrides, check=validate)
+    msg = str(err.value)
+    assert msg.count("invalid configuration:") == 1
+    for part in messages:
+        assert part in msg, part

@@ -4,14 +4,17 @@ import json
 
 import pytest
 import torch
-from conftest import run_split_and_whole
+from conftest import refused_config, run_split_and_whole
 
+from avssl.cli import main
 from avssl.config import resolve
 from avssl.data.views import SyncNegatives
+from avssl.errors import ConfigError
 from avssl.runs import load_encoders, load_method
 from avssl.engine.pretrain import Pretrainer
 from avssl.evaluation import linear_probe, sync_accuracy
 from avssl.losses import avts_loss, pair_distance
+from avssl.methods import validate
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +90,49 @@ def test_sync_needs_a_method_that_scores_pairs(tiny_world, tmp_path):
 def test_a_run_split_between_the_stages_resumes_to_the_same_encoders(tiny_world, tmp_path):
     cfg = resolve("cpu-tiny", "avts", ["avts.stage_epochs=[1, 1]"])
     run_split_and_whole(cfg, tiny_world, tmp_path)
+
+
+# --- its config section: checked by the method (AVTS.config_problems), named with the general problems --------
+
+def test_its_section_is_checked_in_one_message_with_the_general_values():
+    refused_config("avts", ["avts.margin=0", "avts.embed_dim=0", "avts.stage_epochs=[3]", "avts.hard_fraction=0.9",
+                            "avts.superhard_fraction=0.2", "avts.superhard_min_shift=0", "video.cutout=2"],
+                   "avts.margin must be > 0, got 0", "avts.embed_dim must be >= 1, got 0",
+                   "avts.stage_epochs must be null or two epoch counts >= 0 (not both 0), e.g. [50, 40]; got [3]",
+                   "avts.hard_fraction and avts.superhard_fraction must be in [0, 1] with a sum <= 1, got 0.9 and 0.2",
+                   "avts.superhard_min_shift must be in (0, 2) s (shorter than a clip, so shifted windows still "
+                   "overlap), got 0", "video.cutout is a probability in [0, 1], got 2")
+    assert resolve("cpu-small", "avts", ["avts.stage_epochs=[0,5]"], check=validate).avts.stage_epochs == [0, 5]
+
+
+def test_only_the_method_that_trains_has_its_section_checked():
+    # config.validate's general checks leave the avts section to AVTS; another method ignores it
+    assert resolve("cpu-small", "avts", ["avts.margin=0"]).avts.margin == 0
+    other = resolve("cpu-small", "crisscross", ["avts.margin=0", "avts.stage_epochs=[3]"], check=validate)
+    assert other.avts.margin == 0
+
+
+def test_a_clip_without_frames_per_second_is_a_general_problem_not_a_crash():
+    with pytest.raises(ConfigError, match="video.num_frames and video.fps must be positive"):
+        resolve("cpu-tiny", "avts", ["video.fps=0", "avts.superhard_fraction=0.1"], check=validate)
+
+
+def test_the_engine_checks_the_section_before_the_run_folder_exists(tiny_world, tmp_path):
+    cfg = resolve("cpu-tiny", "avts", ["avts.margin=-1"])  # the general checks only
+    with pytest.raises(ConfigError, match=r"avts.margin must be > 0, got -1"):
+        Pretrainer(cfg, tiny_world, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("source", ["--set", "--config"])
+def test_pretrain_refuses_a_bad_value_in_one_message_before_the_run_folder_exists(source, tiny_world, tmp_path,
+                                                                                 capsys):
+    (tmp_path / "exp.yaml").write_text("avts:\n  margin: -1\n")
+    given = ["--set", "avts.margin=-1"] if source == "--set" else ["--config", str(tmp_path / "exp.yaml")]
+    out = tmp_path / "run"
+    code = main(["pretrain", "--method", "avts", "--preset", "cpu-tiny", "--data", str(tiny_world), "--out", str(out),
+                 "--no-progress", *given, "--set", "optim.lr=-1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.count("invalid configuration:") == 1
+    assert "avts.margin must be > 0, got -1" in err and "optim.lr must be > 0, got -1" in err
+    assert not out.exists()

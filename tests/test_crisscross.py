@@ -1,8 +1,9 @@
-"""CrissCross end to end on real mp4 files, its optimiser groups, loss variants and preset."""
+"""CrissCross end to end on real mp4 files, its optimiser groups, loss variants, preset and config checks."""
 import json
 
 import pytest
 import torch
+from conftest import refused_config
 
 from avssl.config import preset, resolve
 from avssl.runs import load_encoders
@@ -10,7 +11,7 @@ from avssl.engine.pretrain import Pretrainer, pretrain
 from avssl.engine.schedule import build_optimizer, learning_rate, set_learning_rate
 from avssl.errors import ConfigError
 from avssl.evaluation import linear_probe, sync_accuracy
-from avssl.methods import build_method
+from avssl.methods import build_method, validate
 
 # The tiny world's videos last 2.5 s; 1 s of audio makes a view short enough for the default mild
 # relaxation (1.5 views) to fit.
@@ -87,3 +88,27 @@ def test_paper_preset_is_the_papers_recipe():
     # at quarter width the heads keep Table S7/S8's shapes as configured: 128 -> 2048 -> 2048 -> 2048
     assert [layer.out_features for layer in m.projectors["video"] if hasattr(layer, "out_features")] == [2048] * 3
     assert [layer.out_features for layer in m.predictors["audio"] if hasattr(layer, "out_features")] == [512, 2048]
+
+
+# --- its config section: checked by the method (CrissCross.config_problems), named with the general problems ---
+
+def test_its_section_is_checked_in_one_message_with_the_general_values():
+    refused_config("crisscross", ["crisscross.relaxation=wild", "crisscross.losses=sync+sync",
+                                  "crisscross.projector_dims=[0]", "crisscross.predictor_hidden=0",
+                                  "crisscross.predictor_lr_scale=0", "video.cutout=2"],
+                   "crisscross.relaxation must be one of ('none', 'mild', 'medium', 'extreme', 'mixed'), got 'wild'",
+                   "crisscross.losses must join distinct terms of ('v1v2', 'a1a2', 'intra', 'sync', 'async') with "
+                   "'+', got 'sync+sync'", "crisscross.projector_dims must be null or a list of layer sizes, got [0]",
+                   "crisscross.predictor_hidden must be null or >= 1, got 0",
+                   "crisscross.predictor_lr_scale must be > 0, got 0", "video.cutout is a probability in [0, 1], got 2")
+    refused_config("crisscross", ["crisscross.losses=intra+bogus"],
+                   "crisscross.losses must join distinct terms of ('v1v2', 'a1a2', 'intra', 'sync', 'async') with "
+                   "'+', got 'intra+bogus'")
+    c = resolve("cpu-small", "crisscross", ["crisscross.losses=v1v2+sync+async"], check=validate)
+    assert c.crisscross.terms() == ("v1v2", "sync", "async")
+
+
+def test_only_the_method_that_trains_has_its_section_checked():
+    # a crisscross value is irrelevant to XDC: config.validate leaves the section to CrissCross
+    c = resolve("cpu-small", "xdc", ["crisscross.relaxation=wild", "crisscross.losses=sync+sync"], check=validate)
+    assert c.crisscross.relaxation == "wild"

@@ -104,10 +104,3 @@ def test_stop_gradient_equals_constant_targets_through_a_predictor():
     loss.backward()
     for g, z in zip(got, fresh):
         torch.testing.assert_close(g, z.grad)
-
-
-def test_the_config_knows_every_loss_term():
-    from avssl.config import CRISSCROSS_TERMS
-    from avssl.losses import TERMS
-
-    assert tuple(TERMS) == CRISSCROSS_TERMS

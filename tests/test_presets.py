@@ -10,7 +10,7 @@ from avssl.evaluation.grids import FULL_LRS
 from avssl.evaluation.recipes import (
     AUDIO_SECONDS, CRISSCROSS_CS, FINETUNE_RECIPES, SVM_RECIPES, finetune_recipe, svm_recipe,
 )
-from avssl.methods import build_method
+from avssl.methods import build_method, validate
 
 PAPER_PRESETS = ["xdc-paper", "xdc-paper-analysis", "xdc-paper-audioset", "xdc-paper-ig", "crisscross-paper",
                  "crisscross-paper-audioset", "avts-paper"]
@@ -175,7 +175,7 @@ def test_every_paper_preset_cites_its_source_and_validates(name):
              "xdc-paper-ig": "Table 10", "crisscross-paper": "Table S10", "crisscross-paper-audioset": "Table S10",
              "avts-paper": "slides"}
     assert cites[name] in doc
-    c = resolve(name)
+    c = resolve(name, check=validate)  # its method's own section too
     assert c.preset == name
     # An epoch size is set wherever the paper gives one; AVTS's slides give none.
     assert (c.optim.epoch_size is None) == (name == "avts-paper")

@@ -15,12 +15,13 @@ from avssl.engine.iteration import IterationContext
 from avssl.engine.pretrain import Pretrainer, pretrain
 from avssl.errors import ConfigError
 from avssl.io import load_checkpoint
+from avssl.methods import validate
 from avssl.methods.feature_memory import FeatureMemory, centroid_weights
 
 
 def tiny(method, **over):
     over = {"clustering.recluster": "epoch", "optim.early_stop": 0, "precision": "fp32", **over}
-    return resolve("cpu-tiny", method, [f"{k}={json.dumps(v)}" for k, v in over.items()])
+    return resolve("cpu-tiny", method, [f"{k}={json.dumps(v)}" for k, v in over.items()], check=validate)
 
 
 def _kmeans(cfg, x, valid, k, seed, previous=None):
@@ -126,8 +127,10 @@ def test_other_deep_clustering_methods_recluster_every_epoch(method, tiny_world,
 
 @pytest.mark.parametrize("method", ["avts", "crisscross", "supervised"])
 def test_refused_for_methods_without_cluster_tables(method):
-    with pytest.raises(ConfigError, match="clustering.recluster=epoch"):
+    with pytest.raises(ConfigError, match="clustering.recluster=epoch") as e:
         tiny(method)
+    assert (f"{method} has no such tables (methods: cdc, mdc, sdc, xdc, xdc-audio-audio, xdc-video-video)"
+            in str(e.value))
 
 
 def test_recluster_takes_two_values():

@@ -7,7 +7,3 @@ Keep the tuple in step with ``avssl.methods.METHODS`` (tests/test_config_files.p
 
 # sorted: the names of avssl.methods.METHODS
 USER_METHODS = ("avts", "cdc", "crisscross", "mdc", "sdc", "supervised", "xdc", "xdc-audio-audio", "xdc-video-video")
-
-
-# the deep-clustering methods whose heads predict k-means tables: clustering.recluster=epoch applies
-RECLUSTER_METHODS = ("cdc", "mdc", "sdc", "xdc", "xdc-audio-audio", "xdc-video-video")

@@ -1,6 +1,7 @@
 """``avssl pretrain`` and ``avssl presets``: start or resume a run, and show the named configs.
 
-The config is resolved (and refused with one message) before torch and faiss are imported.
+The config is resolved (and refused with one message, the method's own checks included:
+``methods.validate``) before the engine and faiss are imported.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def _run_pretrain(args) -> int:
 
     from ..config import load_config_file, resolve
     from ..errors import ConfigError
+    from ..methods import validate
 
     overrides = list(args.overrides)
     if args.iterations is not None:
@@ -66,7 +68,7 @@ def _run_pretrain(args) -> int:
         if args.method is None and (args.config is None or "method" not in load_config_file(args.config)):
             raise ConfigError("pretrain needs --method (or a --config file that names one, or --resume of an "
                               f"existing run); methods: {', '.join(_user_methods())}")
-        cfg = resolve(args.preset, args.method, overrides, config_file=args.config)
+        cfg = resolve(args.preset, args.method, overrides, config_file=args.config, check=validate)
     data = args.data
     if data is None:
         if not resuming:
@@ -91,7 +93,8 @@ def resumed_config(out, method=None, preset=None, overrides=(), config_file=None
     import json
     from pathlib import Path
 
-    from ..config import PretrainConfig, apply_overrides, check_resumable, load_config_file, tree_overrides, validate
+    from ..config import PretrainConfig, apply_overrides, check_resumable, load_config_file, tree_overrides
+    from ..methods import validate
 
     saved = PretrainConfig.load(Path(out) / "config.json")
     asked = [f"{key}={json.dumps(value)}" for key, value in (("method", method), ("preset", preset)) if value]

@@ -1,6 +1,11 @@
 """``validate``: every impossible config value, refused with one message before any work starts.
 
     cfg = validate(cfg)   # ConfigError("invalid configuration: ...") naming each problem
+
+These are the general checks, of every value but the methods' own. A method's own section (``avts.*``,
+``crisscross.*``) and the options only some methods honour (``clustering.recluster=epoch``) are checked
+by the method (``PretextMethod.config_problems``); ``avssl.methods.validate`` hands their problems to
+``validate`` as ``more``, so one message still names them all (``resolve(..., check=methods.validate)``).
 """
 from __future__ import annotations
 
@@ -8,13 +13,16 @@ import math
 from typing import Sequence
 
 from ..errors import ConfigError
-from ..method_names import RECLUSTER_METHODS, USER_METHODS
-from .tree import CRISSCROSS_TERMS, WANDB_MODES, PretrainConfig
+from ..method_names import USER_METHODS
+from .tree import WANDB_MODES, PretrainConfig
 
 
-def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) -> PretrainConfig:
+def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS,
+             more: Sequence[str] = ()) -> PretrainConfig:
     """Reject impossible values with one clear message before any work starts. ``method_names``: the
-    methods ``cfg.method`` may name (a workflow that hands the engine its own method names that one)."""
+    methods ``cfg.method`` may name (a workflow that hands the engine its own method names that one);
+    ``more``: problems found elsewhere, named in the same message (the method's own checks, which
+    ``avssl.methods.validate`` adds: this layer does not know the methods)."""
     problems = []
 
     def need(ok: bool, msg: str) -> None:
@@ -49,9 +57,6 @@ def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) ->
     need(c.init in ("random", "handcrafted"), f"clustering.init must be random or handcrafted, got {c.init!r}")
     need(c.assign in ("nearest", "sinkhorn"), f"clustering.assign must be nearest or sinkhorn, got {c.assign!r}")
     need(c.recluster in ("iteration", "epoch"), f"clustering.recluster must be iteration or epoch, got {c.recluster!r}")
-    need(c.recluster != "epoch" or cfg.method in RECLUSTER_METHODS,
-         f"clustering.recluster=epoch re-clusters a memory of the features that predict cluster tables; "
-         f"{cfg.method} has no such tables (methods: {', '.join(RECLUSTER_METHODS)})")
     need(c.sinkhorn_epsilon > 0, f"clustering.sinkhorn_epsilon must be > 0, got {c.sinkhorn_epsilon}")
     need(cfg.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {cfg.precision!r}")
     need(cfg.memory_format in ("auto", "contiguous", "channels_last_3d"),
@@ -60,7 +65,7 @@ def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS) ->
         need(0 <= getattr(v, name) <= 1, f"video.{name} is a probability in [0, 1], got {getattr(v, name)}")
     _check_every_field(cfg, need)
     need(cfg.method in method_names, f"method must be one of {', '.join(sorted(method_names))}, got {cfg.method!r}")
-    _check_method_sections(cfg, need)
+    problems.extend(more)
     need(cfg.logging.tensorboard in (None, True, False),
          f"logging.tensorboard must be true, false or null (auto), got {cfg.logging.tensorboard!r}")
     _check_wandb(cfg.logging, need)
@@ -165,33 +170,3 @@ def _device_problem(name) -> str | None:
         return f"device must be auto, cpu, cuda, cuda:N or mps, got {name!r}"
     return None
 
-
-def _check_method_sections(cfg: PretrainConfig, need) -> None:
-    """The AVTS and CrissCross sections (checked whatever the method: their defaults are valid)."""
-    t, x = cfg.avts, cfg.crisscross
-    need(t.margin > 0, f"avts.margin must be > 0, got {t.margin}")
-    need(t.embed_dim >= 1, f"avts.embed_dim must be >= 1, got {t.embed_dim}")
-    need(t.stage_epochs is None or (isinstance(t.stage_epochs, list) and len(t.stage_epochs) == 2
-                                    and all(isinstance(e, int) and e >= 0 for e in t.stage_epochs)
-                                    and sum(t.stage_epochs) > 0),
-         f"avts.stage_epochs must be null or two epoch counts >= 0 (not both 0), e.g. [50, 40]; got {t.stage_epochs}")
-    need(0 <= t.hard_fraction <= 1 and 0 <= t.superhard_fraction <= 1
-         and t.hard_fraction + t.superhard_fraction <= 1,
-         f"avts.hard_fraction and avts.superhard_fraction must be in [0, 1] with a sum <= 1, "
-         f"got {t.hard_fraction} and {t.superhard_fraction}")
-    span = max(cfg.video.num_frames / cfg.video.fps, cfg.audio.duration)
-    need(t.superhard_min_shift > 0 and (t.superhard_fraction == 0 or t.superhard_min_shift < span),
-         f"avts.superhard_min_shift must be in (0, {span:g}) s (shorter than a clip, so shifted windows "
-         f"still overlap), got {t.superhard_min_shift}")
-    from ..data.views import RELAXATIONS  # the relaxations the views implement
-
-    need(x.relaxation in RELAXATIONS, f"crisscross.relaxation must be one of {RELAXATIONS}, got {x.relaxation!r}")
-    terms = x.terms()
-    need(bool(terms) and set(terms) <= set(CRISSCROSS_TERMS) and len(set(terms)) == len(terms),
-         f"crisscross.losses must join distinct terms of {CRISSCROSS_TERMS} with '+', got {x.losses!r}")
-    need(x.projector_dims is None or (isinstance(x.projector_dims, list) and len(x.projector_dims) >= 1
-                                      and all(isinstance(d, int) and d >= 1 for d in x.projector_dims)),
-         f"crisscross.projector_dims must be null or a list of layer sizes, got {x.projector_dims}")
-    need(x.predictor_hidden is None or x.predictor_hidden >= 1,
-         f"crisscross.predictor_hidden must be null or >= 1, got {x.predictor_hidden}")
-    need(x.predictor_lr_scale > 0, f"crisscross.predictor_lr_scale must be > 0, got {x.predictor_lr_scale}")

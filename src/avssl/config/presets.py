@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..errors import ConfigError
 from .checks import validate
@@ -229,8 +229,9 @@ DEFAULT_PRESET = "cpu-small"  # of ``avssl pretrain`` without --preset
 
 
 def resolve(preset_name: str | None = None, method: str | None = None, overrides: Sequence[str] = (),
-            config_file=None, default_preset: str = DEFAULT_PRESET) -> PretrainConfig:
-    """The one merge of every command that builds a config; later steps win:
+            config_file=None, default_preset: str = DEFAULT_PRESET,
+            check: Callable[[PretrainConfig], PretrainConfig] = validate) -> PretrainConfig:
+    """The one merge of every command that builds a config, passed through ``check``; later steps win:
 
     1. the preset: ``preset_name``; without it the config file's ``preset`` when that names a preset,
        else ``default_preset``;
@@ -240,13 +241,18 @@ def resolve(preset_name: str | None = None, method: str | None = None, overrides
        ``preset_name``;
     4. ``overrides``, ``section.key=value`` strings in order (the CLI puts ``--set`` first, then the
        ``--seed`` and ``--iterations`` shortcuts).
+
+    ``check`` refuses the merged config's impossible values in one ConfigError: by default the general
+    checks (``validate``), which leave a method's own section (``avts.*``, ``crisscross.*``) to the
+    method. A command that trains passes ``avssl.methods.validate``, which adds the method's checks to
+    the same message (this layer cannot import the methods).
     """
     given = [key for key, value in (("method", method), ("preset", preset_name)) if value is not None]
     name, merged = config_layers(preset_name, config_file, overrides, default_preset, skip=given)
     cfg = preset(name)
     if method is not None:
         cfg = replace(cfg, method=method)
-    return validate(apply_overrides(cfg, merged))
+    return check(apply_overrides(cfg, merged))
 
 
 def config_layers(preset_name: str | None, config_file=None, overrides: Sequence[str] = (),

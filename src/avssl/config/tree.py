@@ -123,9 +123,6 @@ class AVTSConfig:
     superhard_min_shift: float = 0.5  # seconds a super-hard negative's audio is shifted at least
 
 
-CRISSCROSS_TERMS = ("v1v2", "a1a2", "intra", "sync", "async")
-
-
 @dataclass
 class CrissCrossConfig:
     """CrissCross (Sarkar and Etemad): SimSiam-style intra-modal, synchronous and asynchronous

@@ -31,14 +31,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from .. import seeds
-from ..config import PretrainConfig, validate
+from ..config import PretrainConfig
 from ..data.dataset import SkipReport, prepare_entries
 from ..data.pipeline import build_cache, clip_spec, make_dataset
 from ..data.manifest import Manifest, load_manifest
 from ..data.probe_index import probe_manifest
 from ..errors import ConfigError, TrainingDiverged
 from ..runs import CHECKPOINT_FORMAT, encoders_payload
-from ..methods import build_method
+from ..methods import build_method, validate
 from ..progress import epoch_line, iteration_line
 from ..runlock import check_output_folder
 from ..tracking import Trackers, check_trackers, open_trackers
@@ -71,7 +71,7 @@ class Pretrainer(RunFolder, Resume, Epochs):
 
     def __init__(self, cfg: PretrainConfig, data, run_dir, resume: bool = False, progress: bool = True,
                  allow_data_change: bool = False, method=None):
-        self.cfg = validate(cfg) if method is None else validate(cfg, method_names=(method.name,))
+        self.cfg = validate(cfg, None if method is None else type(method))  # the method's own checks too
         check_trackers(self.cfg)  # wandb asked for but not installed: refused before anything is written
         self.run_dir = check_output_folder(run_dir)
         self.allow_data_change = allow_data_change  # --resume re-maps a run onto changed data (datarecord.py)

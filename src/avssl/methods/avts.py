@@ -29,7 +29,7 @@ from ..data.pipeline import clip_spec
 from ..data.views import SyncNegatives
 from ..losses.avts_loss import avts_loss, negative_term, pair_distance, positive_term
 from ..models.heads import embedding
-from .base import PretextMethod
+from .base import PretextMethod, failed_checks
 
 
 class AVTS(PretextMethod):
@@ -42,6 +42,26 @@ class AVTS(PretextMethod):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.heads = nn.ModuleDict({m: embedding(self.encoders[m].out_dim, cfg.avts.embed_dim) for m in self.slots})
+
+    @classmethod
+    def config_problems(cls, cfg) -> list[str]:
+        t, v = cfg.avts, cfg.video
+        stages = t.stage_epochs
+        span = max(v.num_frames / v.fps if v.fps > 0 else 0.0, cfg.audio.duration)  # fps <= 0: a general problem
+        return failed_checks(
+            (t.margin > 0, f"avts.margin must be > 0, got {t.margin}"),
+            (t.embed_dim >= 1, f"avts.embed_dim must be >= 1, got {t.embed_dim}"),
+            (stages is None or (isinstance(stages, list) and len(stages) == 2
+                                and all(isinstance(e, int) and e >= 0 for e in stages) and sum(stages) > 0),
+             f"avts.stage_epochs must be null or two epoch counts >= 0 (not both 0), e.g. [50, 40]; got {stages}"),
+            (0 <= t.hard_fraction <= 1 and 0 <= t.superhard_fraction <= 1
+             and t.hard_fraction + t.superhard_fraction <= 1,
+             f"avts.hard_fraction and avts.superhard_fraction must be in [0, 1] with a sum <= 1, "
+             f"got {t.hard_fraction} and {t.superhard_fraction}"),
+            (t.superhard_min_shift > 0 and (t.superhard_fraction == 0 or t.superhard_min_shift < span),
+             f"avts.superhard_min_shift must be in (0, {span:g}) s (shorter than a clip, so shifted windows "
+             f"still overlap), got {t.superhard_min_shift}"),
+        )
 
     def num_iterations(self) -> int:
         return 2

@@ -16,6 +16,11 @@ from ..config import OptimConfig, PretrainConfig
 from ..models import build_modality_encoder
 
 
+def failed_checks(*checks: tuple[bool, str]) -> list[str]:
+    """The messages of the ``(ok, message)`` checks that fail: what ``config_problems`` returns."""
+    return [message for ok, message in checks if not ok]
+
+
 class PretextMethod(nn.Module):
     """Base of all pretext methods. Subclasses set ``name`` and ``slots`` ({slot: modality})."""
 
@@ -39,6 +44,15 @@ class PretextMethod(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoders = nn.ModuleDict({s: build_modality_encoder(cfg, m) for s, m in self.slots.items()})
+
+    @classmethod
+    def config_problems(cls, cfg: PretrainConfig) -> list[str]:
+        """What is wrong in ``cfg`` for this method, beyond ``config.validate``'s general checks: its own
+        section (``avts.*``, ``crisscross.*``), one message per problem. ``methods.validate`` names them
+        in the same ConfigError as the general problems, before any work. Only the method that trains is
+        asked, so another method's section is not checked (a ``crisscross`` value is irrelevant to XDC).
+        ``cfg`` may hold any value of the right type, also ones the general checks refuse. None by default."""
+        return []
 
     @property
     def modalities(self) -> tuple[str, ...]:

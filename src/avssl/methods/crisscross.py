@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.pipeline import clip_spec
-from ..data.views import RelaxedViews
-from ..losses.crisscross_loss import Branch, crisscross_loss, negative_cosine
+from ..data.views import RELAXATIONS, RelaxedViews
+from ..losses.crisscross_loss import TERMS, Branch, crisscross_loss, negative_cosine
 from ..models.common_predictor import CommonPredictor
 from ..models.heads import predictor, projector
-from .base import PretextMethod
+from .base import PretextMethod, failed_checks
 
 _VIDEO_TERMS = {"v1v2", "intra", "sync", "async"}
 _AUDIO_TERMS = {"a1a2", "intra", "sync", "async"}
@@ -46,6 +46,22 @@ class CrissCross(PretextMethod):
                            else nn.ModuleDict({m: predictor(dims[-1], hidden) for m in self.slots}))
         self.terms = x.terms()
         self.needs = {"video": bool(_VIDEO_TERMS & set(self.terms)), "audio": bool(_AUDIO_TERMS & set(self.terms))}
+
+    @classmethod
+    def config_problems(cls, cfg) -> list[str]:
+        x = cfg.crisscross
+        terms, known = x.terms(), tuple(TERMS)  # known: the terms the loss implements (RELAXATIONS: the views')
+        return failed_checks(
+            (x.relaxation in RELAXATIONS, f"crisscross.relaxation must be one of {RELAXATIONS}, got {x.relaxation!r}"),
+            (bool(terms) and set(terms) <= set(known) and len(set(terms)) == len(terms),
+             f"crisscross.losses must join distinct terms of {known} with '+', got {x.losses!r}"),
+            (x.projector_dims is None or (isinstance(x.projector_dims, list) and len(x.projector_dims) >= 1
+                                          and all(isinstance(d, int) and d >= 1 for d in x.projector_dims)),
+             f"crisscross.projector_dims must be null or a list of layer sizes, got {x.projector_dims}"),
+            (x.predictor_hidden is None or x.predictor_hidden >= 1,
+             f"crisscross.predictor_hidden must be null or >= 1, got {x.predictor_hidden}"),
+            (x.predictor_lr_scale > 0, f"crisscross.predictor_lr_scale must be > 0, got {x.predictor_lr_scale}"),
+        )
 
     def num_iterations(self) -> int:
         return 1

@@ -37,6 +37,7 @@ total epochs (XDC Table 10's IG-Kinetics*: 0/9/30 after 1/3/10).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -46,6 +47,23 @@ from torch import nn
 from .. import seeds
 from .base import PretextMethod
 from .feature_memory import FeatureMemory, centroid_weights
+
+
+def reclusters(method: type[PretextMethod]) -> bool:
+    """Whether ``method`` honours ``clustering.recluster=epoch``: it predicts k-means tables (deep
+    clustering; supervised pretraining's labels come from the manifest)."""
+    return issubclass(method, DeepClusteringMethod) and bool(method.clusterings)
+
+
+def recluster_problems(cfg, method: type[PretextMethod], methods: Mapping[str, type[PretextMethod]]) -> list[str]:
+    """``clustering.recluster=epoch`` asked of a ``method`` that has nothing to re-cluster, which would
+    ignore it: refused for every method, naming those of ``methods`` that honour it. Not a method's own
+    section, so ``methods.validate`` asks this of every method besides its ``config_problems``."""
+    if cfg.clustering.recluster != "epoch" or reclusters(method):
+        return []
+    names = ", ".join(sorted(name for name, m in methods.items() if reclusters(m)))
+    return [f"clustering.recluster=epoch re-clusters a memory of the features that predict cluster tables; "
+            f"{cfg.method} has no such tables (methods: {names})"]
 
 
 class DeepClusteringMethod(PretextMethod):
@@ -64,7 +82,7 @@ class DeepClusteringMethod(PretextMethod):
         self.memory = FeatureMemory(cfg.clustering.l2_normalize) if self._reclusters_epochs() else None
 
     def _reclusters_epochs(self) -> bool:
-        return self.cfg.clustering.recluster == "epoch" and bool(self.clusterings)
+        return self.cfg.clustering.recluster == "epoch" and reclusters(type(self))
 
     def _clustered_slots(self) -> list[str]:
         return sorted({s for slots in self.clusterings.values() for s in slots})

@@ -121,6 +121,7 @@ def ensure_run(method, data, run_dir: Path, preset, overrides, seed, progress) -
     touched."""
     from ..runs import scratch_encoders
     from ..engine.pretrain import pretrain
+    from ..methods import validate
 
     if method == "scratch":
         return scratch_encoders(resolve(preset, None, list(overrides)), seed=seed), "random"
@@ -128,7 +129,7 @@ def ensure_run(method, data, run_dir: Path, preset, overrides, seed, progress) -
     if (run_dir / "encoders.pt").exists():
         log.info("reusing the finished %s run in %s", method, run_dir)
         return run_dir, "reused"
-    cfg = resolve(preset, method, [*overrides, f"seed={seed}"])
+    cfg = resolve(preset, method, [*overrides, f"seed={seed}"], check=validate)
     resume = (run_dir / "checkpoints" / "last.pt").exists()
     log.info(f"pretraining {TITLES.get(method, method)} ({'resuming' if resume else preset})")
     return pretrain(cfg, data, run_dir, resume=resume, progress=progress).run_dir, "resumed" if resume else "trained"

@@ -22,7 +22,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import PretrainConfig, apply_overrides, validate
+from ..config import PretrainConfig, apply_overrides
 from ..data.manifest import Manifest, ManifestItem
 from ..errors import ConfigError
 from ..runlock import holding_lock
@@ -67,6 +67,7 @@ def retrain_long(run, out, *, frames: int = PAPER_FRAMES, batch_size: int | None
     from ..engine.pretrain import pretrain
     from ..runs import read_run_videos
     from ..io import atomic_save, atomic_write_text, load_array, load_checkpoint
+    from ..methods import validate
     from .longclip_method import LongClipRetraining
 
     run, out = Path(run), Path(out)
@@ -83,7 +84,7 @@ def retrain_long(run, out, *, frames: int = PAPER_FRAMES, batch_size: int | None
     cfg = replace(source, method=METHOD_NAME, iterations=1, video=replace(source.video, num_frames=frames),
                   clustering=replace(source.clustering, recluster="iteration"),
                   optim=replace(o, batch_size=bs, lr=rate))
-    cfg = validate(apply_overrides(cfg, list(overrides)), method_names=(METHOD_NAME,))
+    cfg = validate(apply_overrides(cfg, list(overrides)), LongClipRetraining)
     paths, labels = read_run_videos(run)  # in the order of the cluster assignments
     if (out / "encoders.pt").exists():
         state = "reused"
