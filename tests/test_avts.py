@@ -105,11 +105,11 @@ def test_its_section_is_checked_in_one_message_with_the_general_values():
     assert resolve("cpu-small", "avts", ["avts.stage_epochs=[0,5]"], check=validate).avts.stage_epochs == [0, 5]
 
 
-def test_only_the_method_that_trains_has_its_section_checked():
-    # config.validate's general checks leave the avts section to AVTS; another method ignores it
+def test_its_section_is_checked_whatever_the_method():
+    # config.validate's general checks leave the avts section to AVTS; methods.validate asks every method
     assert resolve("cpu-small", "avts", ["avts.margin=0"]).avts.margin == 0
-    other = resolve("cpu-small", "crisscross", ["avts.margin=0", "avts.stage_epochs=[3]"], check=validate)
-    assert other.avts.margin == 0
+    refused_config("crisscross", ["avts.margin=0", "avts.stage_epochs=[3]"], "avts.margin must be > 0, got 0",
+                   "avts.stage_epochs must be null or two epoch counts")
 
 
 def test_a_clip_without_frames_per_second_is_a_general_problem_not_a_crash():

@@ -34,10 +34,13 @@ def build_method(cfg) -> PretextMethod:
 
 
 def validate(cfg: config.PretrainConfig, method: type[PretextMethod] | None = None) -> config.PretrainConfig:
-    """``config.validate``'s general checks and those of the method that will train, every problem in
-    one ConfigError before any work: ``method``, a workflow's own method class (``cfg.method`` must
-    then name it), else the user method ``cfg.method`` names. Only that method's own section is checked
-    (``config_problems``): another method's is irrelevant to this run (a ``crisscross`` value to XDC)."""
+    """``config.validate``'s general checks and every method's own (``config_problems``), every problem in
+    one ConfigError before any work. ``method``: a workflow's own method class (``cfg.method`` must then
+    name it), else the user method ``cfg.method`` names. The other methods' sections are checked too,
+    though this run ignores them: a saved config.json holds no impossible value (their defaults are valid)."""
     cls = METHODS.get(cfg.method) if method is None else method
-    more = [] if cls is None else [*cls.config_problems(cfg), *recluster_problems(cfg, cls, METHODS)]
-    return config.validate(cfg, USER_METHODS if method is None else (method.name,), more)
+    owners = dict.fromkeys([*([] if cls is None else [cls]), *METHODS.values()])  # the training method first
+    more = [problem for owner in owners for problem in owner.config_problems(cfg)]
+    if cls is not None:
+        more += recluster_problems(cfg, cls, METHODS)
+    return config.validate(cfg, USER_METHODS if method is None else (method.name,), list(dict.fromkeys(more)))
