@@ -244,7 +244,7 @@ def resolve(preset_name: str | None = None, method: str | None = None, overrides
 
     ``check`` refuses the merged config's impossible values in one ConfigError: by default the general
     checks (``validate``), which leave a method's own section (``avts.*``, ``crisscross.*``) to the
-    method. A command that trains passes ``avssl.methods.validate``, which adds the method's checks to
+    method. A command that trains passes ``avssl.methods.validate``, which adds the methods' checks to
     the same message (this layer cannot import the methods).
     """
     given = [key for key, value in (("method", method), ("preset", preset_name)) if value is not None]
