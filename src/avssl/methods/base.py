@@ -49,9 +49,8 @@ class PretextMethod(nn.Module):
     def config_problems(cls, cfg: PretrainConfig) -> list[str]:
         """What is wrong in ``cfg`` for this method, beyond ``config.validate``'s general checks: its own
         section (``avts.*``, ``crisscross.*``), one message per problem. ``methods.validate`` names them
-        in the same ConfigError as the general problems, before any work. Only the method that trains is
-        asked, so another method's section is not checked (a ``crisscross`` value is irrelevant to XDC).
-        ``cfg`` may hold any value of the right type, also ones the general checks refuse. None by default."""
+        in the same ConfigError as the general problems, before any work; every method is asked, whichever
+        trains, so a saved config.json holds no impossible value (each section's defaults pass). ``cfg`` may hold any value of the right type, also ones the general checks refuse. None by default."""
         return []
 
     @property
