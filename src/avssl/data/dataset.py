@@ -27,7 +27,7 @@ from .manifest import Manifest
 from .media import decode_clip
 from .probe_index import ProbeIndex
 from .samplers import ClipTooShortError
-from .transforms import transform_video
+from .transforms import Compose, VolumeJitter, transform_video
 from .views import ViewPlan, window_modality
 
 log = logging.getLogger("avssl.data")
@@ -335,12 +335,20 @@ class ClipDataset(Dataset):
             return transform_video(frames, self.video_tf, rng)
 
     def audio_tensor(self, wave, rng) -> torch.Tensor:
-        """A decoded waveform -> the model's log-mel input, through this dataset's transforms."""
+        """A decoded waveform -> the model's log-mel input, through this dataset's transforms. A
+        waveform transform that is only a volume jitter (the training pipeline's) is drawn here and
+        folded into the log-mel's padding pass (``LogMelSpectrogram.of_clip``): same draws, same
+        values bit for bit, one pass over the waveform fewer."""
         with _one_torch_thread():
-            w = torch.from_numpy(np.ascontiguousarray(wave))
-            if self.wave_tf is not None:
-                w = self.wave_tf(w, rng)
-            s = self.logmel(w)[0]
+            gain = _gain_only(self.wave_tf)
+            if (gain is not None and isinstance(wave, np.ndarray) and wave.dtype == np.float32
+                    and wave.shape == (self.logmel.config.num_samples,)):
+                s = self.logmel.of_clip(wave, gain[0].draw(rng) if gain else None)
+            else:
+                w = torch.from_numpy(np.ascontiguousarray(wave))
+                if self.wave_tf is not None:
+                    w = self.wave_tf(w, rng)
+                s = self.logmel(w)[0]
             return self.spec_tf(s, rng) if self.spec_tf is not None else s
 
     def _decode(self, path: str, start: float, want_v: bool | None = None, want_a: bool | None = None):
@@ -356,6 +364,15 @@ class ClipDataset(Dataset):
             path, start, spec.num_frames, spec.fps, spec.audio_duration, spec.sample_rate,
             short_side=spec.short_side, video=want_v, audio=want_a,
         )
+
+
+def _gain_only(wave_tf) -> list | None:
+    """``wave_tf`` as the gains ``audio_tensor`` can fold into the log-mel: ``[]`` (no step), ``[VolumeJitter]``,
+    or None when it does anything else (then it runs as it is)."""
+    steps = list(wave_tf.transforms) if isinstance(wave_tf, Compose) else [t for t in [wave_tf] if t is not None]
+    if not steps or (len(steps) == 1 and isinstance(steps[0], VolumeJitter)):
+        return steps
+    return None
 
 
 def collate_clips(batch: list) -> dict:
