@@ -27,6 +27,7 @@ shared machine, medians over repeats of per-repeat ratios:
   bound      the per-clip limit above
   decode     avssl ``decode_clip`` (the same output as the bound: RGB at the short side, mono 16 kHz)
   sampler    a ``ClipDataset`` item: ``decode_clip`` + crop, flip, normalise, volume jitter, log-mel
+             (its time is also split by stage: decode, video tensor, audio tensor)
   reference  the public-project loader (RGB clip cropped, mono 16 kHz audio)
 
 Sets: originals with x264's default long GOP (250, B-frames) and a 1 s GOP (30, B-frames), and the
@@ -253,11 +254,24 @@ class _PairDataset(Dataset):
         return sampler_item(self.ds, path, start, i)
 
 
-def sampler_item(ds, path: str, start: float, i: int) -> dict:
-    """What ``ClipDataset.__getitem__`` does for a clip at ``start`` (decode, then the transforms)."""
+STAGES = ("decode", "video", "audio")
+
+
+def sampler_item(ds, path: str, start: float, i: int, stages: dict | None = None) -> dict:
+    """What ``ClipDataset.__getitem__`` does for a clip at ``start`` (decode, then the transforms);
+    adds the seconds of each of ``STAGES`` to ``stages`` when given (decode_clip; crop, flip and
+    normalisation to the float clip; volume jitter and log-mel)."""
+    t0 = time.perf_counter()
     rng = np.random.default_rng([ds.seed, ds.epoch, i])
     frames, wave = ds._decode(path, start)
-    return {"video": ds.video_tensor(frames, rng), "audio": ds.audio_tensor(wave, rng), "index": i}
+    t1 = time.perf_counter()
+    video = ds.video_tensor(frames, rng)
+    t2 = time.perf_counter()
+    audio = ds.audio_tensor(wave, rng)
+    if stages is not None:
+        for k, dt in zip(STAGES, (t1 - t0, t2 - t1, time.perf_counter() - t2)):
+            stages[k] = stages.get(k, 0.0) + dt
+    return {"video": video, "audio": audio, "index": i}
 
 
 def dir_bytes(paths) -> int:
@@ -290,11 +304,12 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
         pairs = [(str(paths[v]), s) for v, s in starts]
         n = len(pairs)
         decoded_frames = []
+        stage_times: dict = {}  # the sampler's stages in the current repeat (reset per repeat below)
         fns = {
             "bound": lambda i: decoded_frames.append(len(bound_clip(pairs[i][0], pairs[i][1], nf, fps, adur, sr,
                                                                     side)["decoded_pts"])),
             "decode": lambda i: decode_clip(pairs[i][0], pairs[i][1], nf, fps, adur, sr, short_side=side),
-            "sampler": lambda i: sampler_item(ds, pairs[i][0], pairs[i][1], i),
+            "sampler": lambda i: sampler_item(ds, pairs[i][0], pairs[i][1], i, stage_times),
             "reference": lambda i: reference_clip(pairs[i][0], pairs[i][1], nf, fps, adur, sr, side, cfg.video.crop,
                                                   np.random.default_rng(i)),
         }
@@ -303,8 +318,10 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
                 f(i)
         decoded_frames.clear()
         times = {k: [] for k in VARIANTS}
+        stages = {k: [] for k in STAGES}
         for rep in range(args.repeats):
             per = dict.fromkeys(VARIANTS, 0.0)
+            stage_times = {}
             for i in range(n):
                 shift = (rep + i) % len(VARIANTS)
                 order = VARIANTS[shift:] + VARIANTS[:shift]
@@ -314,6 +331,8 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
                     per[k] += time.perf_counter() - t
             for k in VARIANTS:
                 times[k].append(per[k])
+            for k in STAGES:
+                stages[k].append(stage_times[k])
             print(f"  [{name} / {set_name}] repeat {rep + 1}: "
                   + ", ".join(f"{k} {1000 * per[k] / n:.1f}" for k in VARIANTS) + " ms/clip", flush=True)
 
@@ -324,6 +343,8 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
         results["sets"].append({
             "set": set_name, "clips": n, "repeats": args.repeats, "ms_per_clip": ms,
             "clips_per_s": {k: round(1000 / v, 1) for k, v in ms.items()},
+            # the sampler's time by stage (medians over repeats; they need not add up to its median)
+            "sampler_stages_ms_per_clip": {k: round(1000 * statistics.median(v) / n, 2) for k, v in stages.items()},
             "bound_frames_decoded_per_clip": round(statistics.mean(decoded_frames), 1),
             "decode_over_bound": ratio("decode", "bound"),
             "sampler_over_bound": ratio("sampler", "bound"),
@@ -375,6 +396,13 @@ def markdown(results: dict) -> str:
                          f"{c['bound']} | {c['decode']} | {c['sampler']} | {c['reference']} | "
                          f"{s['decode_over_bound']:.2f} | {s['sampler_over_bound']:.2f} | "
                          f"{s['sampler_over_reference']:.2f} | {s['disk_mb']} |")
+    lines += ["", "| preset | files | bound ms/clip | sampler ms/clip | sampler: decode | crop, flip, normalise "
+              "| volume, log-mel |", "|---|---|---|---|---|---|---|"]
+    for p in results["presets"]:
+        for s in p["sets"]:
+            ms, st = s["ms_per_clip"], s["sampler_stages_ms_per_clip"]
+            lines.append(f"| {p['preset']} | {s['set']} | {ms['bound']} | {ms['sampler']} | {st['decode']} | "
+                         f"{st['video']} | {st['audio']} |")
     scaling = [p for p in results["presets"] if "scaling" in p]
     if scaling:
         counts = list(scaling[0]["scaling"]["clips_per_s"])

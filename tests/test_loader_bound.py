@@ -90,5 +90,6 @@ def test_bench_loader_bound_quick(tmp_path):
     for s in p["sets"]:
         assert set(s["ms_per_clip"]) == {"bound", "decode", "sampler", "reference"}
         assert s["bound_frames_decoded_per_clip"] > 0 and s["disk_mb"] > 0
+        assert set(s["sampler_stages_ms_per_clip"]) == {"decode", "video", "audio"}
     assert set(p["scaling"]["clips_per_s"]) == {"0", "1"}
     assert (tmp_path / "t.md").read_text().startswith("|")
