@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from .. import seeds
 from ..errors import MediaError
@@ -384,5 +384,8 @@ def collate_clips(batch: list) -> dict:
         return out
     for key in good[0]:
         vals = [b[key] for b in good]
-        out[key] = torch.stack(vals) if torch.is_tensor(vals[0]) else torch.tensor(vals)
+        # Tensors through default_collate: torch.stack, but in a DataLoader worker straight into shared
+        # memory, where the batch goes to reach the main process anyway (a plain stack is copied there
+        # once more when the batch is sent: 4.8 MB per xdc-paper clip).
+        out[key] = default_collate(vals) if torch.is_tensor(vals[0]) else torch.tensor(vals)
     return out
