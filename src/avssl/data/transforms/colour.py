@@ -203,10 +203,11 @@ class Normalize:
         in double and rounded to float32 once. On the CPU through numpy, frame by frame: the uint8
         frame (a crop of a channels-last decode: its pixels 3 bytes apart, a flip read as a negative
         stride, no copy) is cast straight into its place in the output, then scaled and shifted in
-        place while the 0.6 MB frame is still in cache. The cast is the one pass over memory; a
-        whole-clip multiply then add (the earlier code) went over the 4.8 MB output twice, out of
-        cache (BENCHMARKS.md section 7, session 6: 2.1 -> 1.5 ms for 8x224x224). Values are equal
-        bit for bit to that code: float32(u) * scale, rounded, + shift, rounded."""
+        place while the 0.6 MB frame is still in cache (small frames: several at a time). The cast is
+        the one pass over memory; a whole-clip multiply then add (the earlier code) went over the
+        4.8 MB output twice, out of cache (BENCHMARKS.md section 7, session 6: 2.1 -> 1.5 ms for
+        8x224x224). Values are equal bit for bit to that code: float32(u) * scale, rounded, + shift,
+        rounded."""
         scale = [1 / (255 * s) for s in self.std]
         shift = [-m / s for m, s in zip(self.mean, self.std)]
         if x.device.type != "cpu":
@@ -217,11 +218,18 @@ class Normalize:
         a = x.numpy()
         a = a[..., ::-1] if flip else a
         out = np.empty(a.shape, np.float32)
-        scale32 = np.array(scale, np.float32).reshape(3, 1, 1)
-        shift32 = np.array(shift, np.float32).reshape(3, 1, 1)
-        for t in range(a.shape[1]):
-            frame = out[:, t]
-            frame[...] = a[:, t]  # the cast: exact for uint8
-            frame *= scale32
-            frame += shift32
+        scale32 = np.array(scale, np.float32).reshape(3, 1, 1, 1)
+        shift32 = np.array(shift, np.float32).reshape(3, 1, 1, 1)
+        # Frames per pass: as many as fill about _CHUNK_BYTES of output (one 224x224 frame; a whole
+        # 8x64x64 clip, where a loop over frames would only add calls).
+        step = max(1, _CHUNK_BYTES // max(1, 12 * a.shape[2] * a.shape[3]))
+        for t in range(0, a.shape[1], step):
+            chunk = out[:, t : t + step]
+            chunk[...] = a[:, t : t + step]  # the cast: exact for uint8
+            chunk *= scale32
+            chunk += shift32
         return torch.from_numpy(out)
+
+
+# Output bytes converted per pass of Normalize.from_uint8: small enough to stay in a core's L2 cache.
+_CHUNK_BYTES = 640 * 1024
