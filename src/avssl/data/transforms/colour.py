@@ -205,8 +205,8 @@ class Normalize:
         stride, no copy) is cast straight into its place in the output, then scaled and shifted in
         place while the 0.6 MB frame is still in cache (small frames: several at a time). The cast is
         the one pass over memory; a whole-clip multiply then add (the earlier code) went over the
-        4.8 MB output twice, out of cache (BENCHMARKS.md section 7, session 6: 2.1 -> 1.5 ms for
-        8x224x224). Values are equal bit for bit to that code: float32(u) * scale, rounded, + shift,
+        4.8 MB output twice, out of cache (BENCHMARKS.md section 7, session 6: 3.2 -> 2.5 ms for an
+        8x224x224 crop right after its decode). Values are equal bit for bit to that code: float32(u) * scale, rounded, + shift,
         rounded."""
         scale = [1 / (255 * s) for s in self.std]
         shift = [-m / s for m, s in zip(self.mean, self.std)]
