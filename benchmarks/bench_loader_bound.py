@@ -22,11 +22,13 @@ every frame in it goes to a full-size RGB numpy array, frames are picked by inde
 ``torch.nn.functional.interpolate`` and cropped; audio is decoded after a second seek, averaged over
 channels and resampled by linear interpolation in torch (cheaper than the librosa/torchaudio
 resamplers those projects use). Variants per clip, interleaved clip by clip in rotating order on one
-shared machine, medians over repeats of per-repeat ratios:
+shared machine, medians over repeats of per-repeat ratios, in wall time and in the process's CPU
+time (decoder threads included: clips per core when every core is busy):
 
   bound      the per-clip limit above
   decode     avssl ``decode_clip`` (the same output as the bound: RGB at the short side, mono 16 kHz)
   sampler    a ``ClipDataset`` item: ``decode_clip`` + crop, flip, normalise, volume jitter, log-mel
+             (its time is also split by stage: decode, video tensor, audio tensor)
   reference  the public-project loader (RGB clip cropped, mono 16 kHz audio)
 
 Sets: originals with x264's default long GOP (250, B-frames) and a 1 s GOP (30, B-frames), and the
@@ -253,11 +255,24 @@ class _PairDataset(Dataset):
         return sampler_item(self.ds, path, start, i)
 
 
-def sampler_item(ds, path: str, start: float, i: int) -> dict:
-    """What ``ClipDataset.__getitem__`` does for a clip at ``start`` (decode, then the transforms)."""
+STAGES = ("decode", "video", "audio")
+
+
+def sampler_item(ds, path: str, start: float, i: int, stages: dict | None = None) -> dict:
+    """What ``ClipDataset.__getitem__`` does for a clip at ``start`` (decode, then the transforms);
+    adds the seconds of each of ``STAGES`` to ``stages`` when given (decode_clip; crop, flip and
+    normalisation to the float clip; volume jitter and log-mel)."""
+    t0 = time.perf_counter()
     rng = np.random.default_rng([ds.seed, ds.epoch, i])
     frames, wave = ds._decode(path, start)
-    return {"video": ds.video_tensor(frames, rng), "audio": ds.audio_tensor(wave, rng), "index": i}
+    t1 = time.perf_counter()
+    video = ds.video_tensor(frames, rng)
+    t2 = time.perf_counter()
+    audio = ds.audio_tensor(wave, rng)
+    if stages is not None:
+        for k, dt in zip(STAGES, (t1 - t0, t2 - t1, time.perf_counter() - t2)):
+            stages[k] = stages.get(k, 0.0) + dt
+    return {"video": video, "audio": audio, "index": i}
 
 
 def dir_bytes(paths) -> int:
@@ -290,11 +305,12 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
         pairs = [(str(paths[v]), s) for v, s in starts]
         n = len(pairs)
         decoded_frames = []
+        stage_times: dict = {}  # the sampler's stages in the current repeat (reset per repeat below)
         fns = {
             "bound": lambda i: decoded_frames.append(len(bound_clip(pairs[i][0], pairs[i][1], nf, fps, adur, sr,
                                                                     side)["decoded_pts"])),
             "decode": lambda i: decode_clip(pairs[i][0], pairs[i][1], nf, fps, adur, sr, short_side=side),
-            "sampler": lambda i: sampler_item(ds, pairs[i][0], pairs[i][1], i),
+            "sampler": lambda i: sampler_item(ds, pairs[i][0], pairs[i][1], i, stage_times),
             "reference": lambda i: reference_clip(pairs[i][0], pairs[i][1], nf, fps, adur, sr, side, cfg.video.crop,
                                                   np.random.default_rng(i)),
         }
@@ -303,32 +319,48 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
                 f(i)
         decoded_frames.clear()
         times = {k: [] for k in VARIANTS}
+        cpu_times = {k: [] for k in VARIANTS}
+        stages = {k: [] for k in STAGES}
         for rep in range(args.repeats):
             per = dict.fromkeys(VARIANTS, 0.0)
+            per_cpu = dict.fromkeys(VARIANTS, 0.0)
+            stage_times = {}
             for i in range(n):
                 shift = (rep + i) % len(VARIANTS)
                 order = VARIANTS[shift:] + VARIANTS[:shift]
                 for k in order:
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     fns[k](i)
                     per[k] += time.perf_counter() - t
+                    per_cpu[k] += time.process_time() - c
             for k in VARIANTS:
                 times[k].append(per[k])
+                cpu_times[k].append(per_cpu[k])
+            for k in STAGES:
+                stages[k].append(stage_times[k])
             print(f"  [{name} / {set_name}] repeat {rep + 1}: "
                   + ", ".join(f"{k} {1000 * per[k] / n:.1f}" for k in VARIANTS) + " ms/clip", flush=True)
 
-        def ratio(num, den):  # median over repeats of clips/s(num) / clips/s(den) = time(den) / time(num)
+        def ratio(num, den, times=times):  # median over repeats of clips/s(num) / clips/s(den) = time(den) / time(num)
             return round(statistics.median(times[den][r] / times[num][r] for r in range(args.repeats)), 3)
 
         ms = {k: round(1000 * statistics.median(times[k]) / n, 2) for k in VARIANTS}
         results["sets"].append({
             "set": set_name, "clips": n, "repeats": args.repeats, "ms_per_clip": ms,
             "clips_per_s": {k: round(1000 / v, 1) for k, v in ms.items()},
+            # the sampler's time by stage (medians over repeats; they need not add up to its median)
+            "sampler_stages_ms_per_clip": {k: round(1000 * statistics.median(v) / n, 2) for k, v in stages.items()},
             "bound_frames_decoded_per_clip": round(statistics.mean(decoded_frames), 1),
             "decode_over_bound": ratio("decode", "bound"),
             "sampler_over_bound": ratio("sampler", "bound"),
             "sampler_over_reference": ratio("sampler", "reference"),
             "reference_over_bound": ratio("reference", "bound"),
+            # The same ratios in CPU time (the process's, decoder threads included): clips per core
+            # when every core runs a worker, and much steadier than wall time on a shared machine.
+            "cpu_ms_per_clip": {k: round(1000 * statistics.median(cpu_times[k]) / n, 2) for k in VARIANTS},
+            "cpu_decode_over_bound": ratio("decode", "bound", cpu_times),
+            "cpu_sampler_over_bound": ratio("sampler", "bound", cpu_times),
+            "cpu_reference_over_bound": ratio("reference", "bound", cpu_times),
             "disk_mb": round(dir_bytes(paths) / 1e6, 2),
         })
     if args.scaling:
@@ -375,6 +407,16 @@ def markdown(results: dict) -> str:
                          f"{c['bound']} | {c['decode']} | {c['sampler']} | {c['reference']} | "
                          f"{s['decode_over_bound']:.2f} | {s['sampler_over_bound']:.2f} | "
                          f"{s['sampler_over_reference']:.2f} | {s['disk_mb']} |")
+    lines += ["", "| preset | files | bound ms/clip | sampler ms/clip | sampler: decode | crop, flip, normalise "
+              "| volume, log-mel | CPU ms/clip: bound, sampler | CPU decode / bound | **CPU sampler / bound** "
+              "| CPU reference / bound |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in results["presets"]:
+        for s in p["sets"]:
+            ms, st, cpu = s["ms_per_clip"], s["sampler_stages_ms_per_clip"], s["cpu_ms_per_clip"]
+            lines.append(f"| {p['preset']} | {s['set']} | {ms['bound']} | {ms['sampler']} | {st['decode']} | "
+                         f"{st['video']} | {st['audio']} | {cpu['bound']}, {cpu['sampler']} | "
+                         f"{s['cpu_decode_over_bound']:.2f} | {s['cpu_sampler_over_bound']:.2f} | "
+                         f"{s['cpu_reference_over_bound']:.2f} |")
     scaling = [p for p in results["presets"] if "scaling" in p]
     if scaling:
         counts = list(scaling[0]["scaling"]["clips_per_s"])

@@ -113,3 +113,32 @@ def test_dataset_video_tensor_matches_the_straightforward_chain_on_a_decoded_cli
         assert got.dtype == torch.float32 and got.is_contiguous() and got.shape == want.shape
         torch.testing.assert_close(got.double(), want, rtol=0, atol=2e-6)
     assert flipped == {True, False}
+
+
+class _CollatedInWorker(torch.utils.data.Dataset):
+    """One item: collate_clips run inside the worker, with what the test checks about its result."""
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        from avssl.data.dataset import collate_clips
+
+        items = [{"video": torch.full((3, 2, 4, 4), j + 0.5), "audio": torch.rand(1, 4, 5), "index": j} for j in range(3)]
+        batch = collate_clips(items)
+        return {"shared": [batch[k].is_shared() for k in ("video", "audio")],
+                "equal": all(torch.equal(batch[k], torch.stack([b[k] for b in items])) for k in ("video", "audio")),
+                "index": batch["index"].tolist()}
+
+
+def test_collate_stacks_into_shared_memory_in_a_worker_only():
+    """In a DataLoader worker the batch tensors are stacked straight into shared memory (the batch is
+    sent through it; no second copy); in the main process a plain stack. Same values either way."""
+    from avssl.data.dataset import collate_clips
+
+    items = [{"video": torch.rand(3, 2, 4, 4), "index": j, "start": 0.5 * j} for j in range(2)]
+    batch = collate_clips(items)
+    assert torch.equal(batch["video"], torch.stack([b["video"] for b in items])) and not batch["video"].is_shared()
+    assert batch["index"].tolist() == [0, 1] and batch["start"].dtype == torch.float32
+    (got,) = list(torch.utils.data.DataLoader(_CollatedInWorker(), batch_size=None, num_workers=1))
+    assert got["shared"] == [True, True] and got["equal"] and got["index"] == [0, 1, 2]

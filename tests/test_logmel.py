@@ -176,3 +176,37 @@ def test_config_validation_names_the_field(changes, field):
 def test_config_accepts_both_frame_conventions():
     assert dataclasses.replace(XDC_LOGMEL, num_frames=101).num_frames == 101
     assert dataclasses.replace(CRISSCROSS_LOGMEL, num_frames=201).num_frames == 201
+
+
+def _plain_logmel(module: LogMelSpectrogram, wave: torch.Tensor) -> torch.Tensor:
+    """The straightforward chain: centred STFT, |X|^2, mel matrix, log, then drop the frames past
+    ``num_frames``; (B, 1, n_mels, num_frames)."""
+    cfg = module.config
+    spec = torch.stft(wave, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
+                      window=module.window, center=True, pad_mode="reflect", return_complex=True)
+    power = spec.real**2 + spec.imag**2
+    return torch.log(module.mel_fb @ power + LOG_OFFSET)[..., : cfg.num_frames].unsqueeze(1)
+
+
+@pytest.mark.parametrize("config", [XDC_LOGMEL, CRISSCROSS_LOGMEL], ids=["xdc", "crisscross"])
+def test_forward_and_of_clip_match_the_plain_chain_on_a_decoded_file(media_files, config):
+    """On audio decoded from a real AAC file: the module (kept frames only, power and log in place)
+    equals the plain chain to float rounding, and ``of_clip`` (gain and reflect padding in one pass)
+    equals the module on the scaled waveform bit for bit, with and without a gain."""
+    from avssl.data.media import decode_audio
+
+    wave = decode_audio(media_files("tone"), 0.4, config.duration, config.sample_rate)
+    assert wave.dtype == np.float32 and wave.shape == (config.num_samples,) and np.abs(wave).max() > 0.05
+    module = LogMelSpectrogram(config)
+    waves = torch.stack([torch.from_numpy(wave), torch.from_numpy(wave[::-1].copy())])
+    torch.testing.assert_close(module(waves), _plain_logmel(module, waves), rtol=0, atol=1e-5)
+    for gain in (None, 0.9137, 1.0821):
+        scaled = torch.from_numpy(wave) * gain if gain is not None else torch.from_numpy(wave)
+        got = module.of_clip(wave, gain)
+        assert got.shape == (1, config.n_mels, config.num_frames) and got.dtype == torch.float32
+        assert torch.equal(got, module(scaled)[0])
+        torch.testing.assert_close(got, _plain_logmel(module, scaled[None])[0], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="float32 numpy waveform"):
+        module.of_clip(wave[:-1])
+    with pytest.raises(ValueError, match="float32 numpy waveform"):
+        module.of_clip(wave.astype(np.float64))

@@ -3,6 +3,7 @@ from uint8)."""
 import colorsys
 
 import numpy as np
+import pytest
 import torch
 
 from avssl.data.transforms import (
@@ -115,3 +116,28 @@ def test_normalize_from_uint8_matches_dividing_first_for_every_value():
     for normalize in (Normalize(), Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))):
         got = normalize.from_uint8(torch.from_numpy(clip).permute(3, 0, 1, 2))
         torch.testing.assert_close(got, normalize(to_tensor_video(clip)), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 12 * 30 * 31 * 2, None], ids=["frame", "two_frames", "default"])
+def test_normalize_from_uint8_is_bit_equal_to_multiply_then_add_on_a_decoded_clip(media_files, monkeypatch, chunk_bytes):
+    """The frame-by-frame conversion (cast into the output, scale and shift in place) gives exactly the
+    values of the plain two-step float32 computation, u * float32(1 / (255 std)) then + float32(-mean /
+    std), on crop views of a real decoded clip (pixels 3 bytes apart), mirrored or not."""
+    from avssl.data.media import decode_video
+
+    from avssl.data.transforms import colour
+
+    if chunk_bytes is not None:  # frames per pass: one, two (the 30x31 crop), or the default
+        monkeypatch.setattr(colour, "_CHUNK_BYTES", chunk_bytes)
+    frames = decode_video(media_files("long"), 1.7, 5, 25.0, short_side=40)
+    normalize = Normalize()
+    scale = torch.tensor([1 / (255 * s) for s in KINETICS_STD], dtype=torch.float32).view(3, 1, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(KINETICS_MEAN, KINETICS_STD)], dtype=torch.float32).view(3, 1, 1, 1)
+    x = torch.from_numpy(frames).permute(3, 0, 1, 2)
+    for crop in (x, x[:, 1:4, 3:33, 5:36], x[:, :1, :17, 2:3]):
+        for flip in (False, True):
+            src = crop.flip(-1) if flip else crop
+            want = src.to(torch.float32) * scale + shift
+            got = normalize.from_uint8(crop, flip=flip)
+            assert got.dtype == torch.float32 and got.is_contiguous() and got.shape == want.shape
+            assert torch.equal(got, want)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from .. import seeds
 from ..errors import MediaError
@@ -27,7 +27,7 @@ from .manifest import Manifest
 from .media import decode_clip
 from .probe_index import ProbeIndex
 from .samplers import ClipTooShortError
-from .transforms import transform_video
+from .transforms import Compose, VolumeJitter, transform_video
 from .views import ViewPlan, window_modality
 
 log = logging.getLogger("avssl.data")
@@ -335,12 +335,20 @@ class ClipDataset(Dataset):
             return transform_video(frames, self.video_tf, rng)
 
     def audio_tensor(self, wave, rng) -> torch.Tensor:
-        """A decoded waveform -> the model's log-mel input, through this dataset's transforms."""
+        """A decoded waveform -> the model's log-mel input, through this dataset's transforms. A
+        waveform transform that is only a volume jitter (the training pipeline's) is drawn here and
+        folded into the log-mel's padding pass (``LogMelSpectrogram.of_clip``): same draws, same
+        values bit for bit, one pass over the waveform fewer."""
         with _one_torch_thread():
-            w = torch.from_numpy(np.ascontiguousarray(wave))
-            if self.wave_tf is not None:
-                w = self.wave_tf(w, rng)
-            s = self.logmel(w)[0]
+            gain = _gain_only(self.wave_tf)
+            if (gain is not None and isinstance(wave, np.ndarray) and wave.dtype == np.float32
+                    and wave.shape == (self.logmel.config.num_samples,)):
+                s = self.logmel.of_clip(wave, gain[0].draw(rng) if gain else None)
+            else:
+                w = torch.from_numpy(np.ascontiguousarray(wave))
+                if self.wave_tf is not None:
+                    w = self.wave_tf(w, rng)
+                s = self.logmel(w)[0]
             return self.spec_tf(s, rng) if self.spec_tf is not None else s
 
     def _decode(self, path: str, start: float, want_v: bool | None = None, want_a: bool | None = None):
@@ -358,6 +366,15 @@ class ClipDataset(Dataset):
         )
 
 
+def _gain_only(wave_tf) -> list | None:
+    """``wave_tf`` as the gains ``audio_tensor`` can fold into the log-mel: ``[]`` (no step), ``[VolumeJitter]``,
+    or None when it does anything else (then it runs as it is)."""
+    steps = list(wave_tf.transforms) if isinstance(wave_tf, Compose) else [t for t in [wave_tf] if t is not None]
+    if not steps or (len(steps) == 1 and isinstance(steps[0], VolumeJitter)):
+        return steps
+    return None
+
+
 def collate_clips(batch: list) -> dict:
     """Stack the good items; list the skipped ones under ``"skipped"`` as (path, reason)."""
     good = [b for b in batch if not isinstance(b, SkippedClip)]
@@ -367,5 +384,8 @@ def collate_clips(batch: list) -> dict:
         return out
     for key in good[0]:
         vals = [b[key] for b in good]
-        out[key] = torch.stack(vals) if torch.is_tensor(vals[0]) else torch.tensor(vals)
+        # Tensors through default_collate: torch.stack, but in a DataLoader worker straight into shared
+        # memory, where the batch goes to reach the main process anyway (a plain stack is copied there
+        # once more when the batch is sent: 4.8 MB per xdc-paper clip).
+        out[key] = default_collate(vals) if torch.is_tensor(vals[0]) else torch.tensor(vals)
     return out

@@ -211,9 +211,45 @@ class LogMelSpectrogram(nn.Module):
             pad_mode="reflect",
             return_complex=True,
         )
-        power = spec.real.square() + spec.imag.square()  # (B, n_fft // 2 + 1, frames)
-        mel = torch.matmul(self.mel_fb.to(wave.dtype), power[..., : cfg.num_frames])
-        return torch.log(mel + LOG_OFFSET).unsqueeze(1)
+        return self._log_mel(spec).unsqueeze(1)
+
+    def _log_mel(self, spec: Tensor) -> Tensor:
+        """STFT ``(B, n_fft // 2 + 1, frames)`` -> ``log(mel power + 1e-6)`` ``(B, n_mels, num_frames)``:
+        the kept frames only, the power in two passes (re^2, then += im^2), the offset and log in place."""
+        parts = torch.view_as_real(spec[..., : self.config.num_frames])
+        power = parts[..., 0].square()
+        power += parts[..., 1].square()
+        mel = torch.matmul(self.mel_fb.to(power.dtype), power)
+        return mel.add_(LOG_OFFSET).log_()
+
+    def of_clip(self, wave: np.ndarray, gain: float | None = None) -> Tensor:
+        """``self(torch.from_numpy(wave) * gain)[0]`` (``(1, n_mels, num_frames)``) for one float32
+        numpy waveform of ``config.num_samples``, the same values bit for bit, cheaper: the gain (a
+        volume jitter) and the STFT's reflect padding are done in one pass into the padded buffer,
+        instead of a scaled copy and then a padded copy of it."""
+        cfg = self.config
+        if not (isinstance(wave, np.ndarray) and wave.dtype == np.float32 and wave.shape == (cfg.num_samples,)):
+            raise ValueError(f"of_clip expects a float32 numpy waveform of {cfg.num_samples} samples, got "
+                             f"{getattr(wave, 'dtype', type(wave).__name__)} of shape {getattr(wave, 'shape', None)}")
+        n, p = wave.shape[0], cfg.n_fft // 2  # the config keeps n > p, as reflect padding needs
+        padded = np.empty(n + 2 * p, np.float32)
+        body = padded[p : p + n]
+        if gain is None:
+            body[...] = wave
+        else:
+            np.multiply(wave, np.float32(gain), out=body)  # as torch's float32 tensor * Python float
+        padded[:p] = padded[2 * p : p : -1]  # reflect: x[p], ..., x[1]
+        padded[p + n :] = padded[p + n - 2 : n - 2 : -1]  # x[n - 2], ..., x[n - 1 - p]
+        spec = torch.stft(
+            torch.from_numpy(padded)[None],
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            window=self.window.to(torch.float32),
+            center=False,
+            return_complex=True,
+        )
+        return self._log_mel(spec)
 
     def extra_repr(self) -> str:
         return repr(self.config)

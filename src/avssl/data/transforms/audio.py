@@ -23,9 +23,13 @@ class VolumeJitter:
         if not 0.0 <= self.jitter < 1.0:
             raise ConfigError(f"VolumeJitter: jitter must be in [0, 1), got {self.jitter}")
 
-    def __call__(self, wave: Tensor, rng: np.random.Generator) -> Tensor:
+    def draw(self, rng: np.random.Generator) -> float:
+        """This clip's gain (one draw from ``rng``), without applying it."""
         rng = require_rng(rng, self)
-        return wave * float(rng.uniform(1.0 - self.jitter, 1.0 + self.jitter))
+        return float(rng.uniform(1.0 - self.jitter, 1.0 + self.jitter))
+
+    def __call__(self, wave: Tensor, rng: np.random.Generator) -> Tensor:
+        return wave * self.draw(rng)
 
 
 @dataclass(frozen=True)
