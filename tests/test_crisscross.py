@@ -1,5 +1,7 @@
 """CrissCross end to end on real mp4 files, its optimiser groups, loss variants, preset and config checks."""
 import json
+import math
+import warnings
 
 import pytest
 import torch
@@ -76,6 +78,18 @@ def test_table1_variants_train_what_they_name(losses, trained):
     for modality in ("video", "audio"):
         grads = [p.grad for p in m.encoders[modality].parameters()]
         assert all(g is not None for g in grads) == (modality in trained)
+
+
+def test_the_collapse_monitor_needs_two_clips_and_a_single_clip_logs_no_nan():
+    torch.manual_seed(0)
+    cfg = resolve("cpu-tiny", "crisscross", [])
+    m = build_method(cfg).eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error")  # std() of one row warns and gives NaN
+        _, one = m.loss(_batch(cfg, n=1))
+        _, two = m.loss(_batch(cfg, n=2))
+    assert not any(k.startswith("z_std") for k in one) and all(math.isfinite(v) for v in one.values())
+    assert {"z_std_video", "z_std_audio"} <= set(two) and all(0 < two[k] < 1 for k in ("z_std_video", "z_std_audio"))
 
 
 def test_paper_preset_is_the_papers_recipe():

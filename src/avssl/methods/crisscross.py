@@ -86,7 +86,9 @@ class CrissCross(PretextMethod):
         loss, parts = crisscross_loss(b["video_1"], b["video_2"], b["audio_1"], b["audio_2"], self.terms)
         logs = {f"loss_{t}": float(v.detach()) for t, v in parts.items()}
         for m in self.slots:
-            if self.needs[m]:  # SimSiam's collapse monitor: ~1/sqrt(dim) when healthy, 0 when collapsed
+            # SimSiam's collapse monitor: ~1/sqrt(dim) when healthy, 0 when collapsed (a spread over the batch:
+            # none for a single clip, e.g. a last validation batch of one)
+            if self.needs[m] and len(b[f"{m}_1"].z) > 1:
                 logs[f"z_std_{m}"] = float(F.normalize(b[f"{m}_1"].z.detach(), dim=1).std(dim=0).mean())
         return loss, logs
 
