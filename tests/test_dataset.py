@@ -48,7 +48,7 @@ def test_train_items_match_converting_the_whole_clip_first(entries):
             frames, wave = decode_clip(entry.path, start, spec.num_frames, spec.fps, spec.audio_duration,
                                        spec.sample_rate, short_side=spec.short_side)
             video = ds.video_tf(to_tensor_video(frames), rng)
-            logmel = ds.spec_tf(ds.logmel(ds.wave_tf(torch.from_numpy(wave), rng))[0], rng)
+            logmel = ds.spec_tf(ds.logmel(ds.volume(torch.from_numpy(wave), rng))[0], rng)
             assert item["start"] == start
             assert item["video"].shape == (3, spec.num_frames, cfg.video.crop, cfg.video.crop)
             torch.testing.assert_close(item["video"], video, rtol=1e-6, atol=1e-6)
@@ -70,7 +70,7 @@ def test_per_clip_tensor_work_runs_on_one_torch_thread(entries):
 
     cfg = resolve("cpu-tiny", "xdc", [])
     spec = clip_spec(cfg)
-    ds = ClipDataset(entries, spec, RandomClipSampler(spec.duration), video_tf=record, wave_tf=record,
+    ds = ClipDataset(entries, spec, RandomClipSampler(spec.duration), video_tf=record, spec_tf=record,
                      logmel=logmel_config(cfg.audio))
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -67,7 +67,7 @@ def test_full_pipeline_is_reproducible_and_varies_with_the_seed():
 
 def test_audio_builders():
     wave, spec = torch.randn(32000), torch.randn(1, 40, 100)
-    assert audio_wave_transform(False)(wave, None) is wave
+    assert audio_wave_transform(False) is None and audio_wave_transform(True, 0.0) is None
     assert spectrogram_transform(False, 20, 10)(spec, None) is spec
     assert spectrogram_transform(True)(spec, rng()) is spec
     assert not torch.equal(audio_wave_transform(True, 0.2)(wave, rng()), wave)

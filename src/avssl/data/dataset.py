@@ -27,7 +27,7 @@ from .manifest import Manifest
 from .media import decode_clip
 from .probe_index import ProbeIndex
 from .samplers import ClipTooShortError
-from .transforms import Compose, VolumeJitter, transform_video
+from .transforms import VolumeJitter, transform_video
 from .views import ViewPlan, window_modality
 
 log = logging.getLogger("avssl.data")
@@ -244,7 +244,7 @@ class ClipDataset(Dataset):
         spec: ClipSpec,
         clips,
         video_tf=None,
-        wave_tf=None,
+        volume: VolumeJitter | None = None,
         spec_tf=None,
         logmel: LogMelConfig | None = None,
         cache: DecodedCache | None = None,
@@ -253,7 +253,7 @@ class ClipDataset(Dataset):
     ):
         self.entries, self.spec, self.clips, self.cache, self.seed = entries, spec, clips, cache, seed
         self.plan = plan
-        self.video_tf, self.wave_tf, self.spec_tf = video_tf, wave_tf, spec_tf
+        self.video_tf, self.volume, self.spec_tf = video_tf, volume, spec_tf
         self.logmel = LogMelSpectrogram(logmel) if (logmel is not None and "audio" in spec.modalities) else None
         self.epoch = 0
         if clips.per_epoch:
@@ -335,20 +335,12 @@ class ClipDataset(Dataset):
             return transform_video(frames, self.video_tf, rng)
 
     def audio_tensor(self, wave, rng) -> torch.Tensor:
-        """A decoded waveform -> the model's log-mel input, through this dataset's transforms. A
-        waveform transform that is only a volume jitter (the training pipeline's) is drawn here and
-        folded into the log-mel's padding pass (``LogMelSpectrogram.of_clip``): same draws, same
-        values bit for bit, one pass over the waveform fewer."""
+        """A decoded waveform -> the model's log-mel input: its volume jitter (``volume``, one gain drawn
+        from ``rng``) folded into the log-mel's padding pass (``LogMelSpectrogram.of_clip``), then this
+        dataset's spectrogram transforms."""
         with _one_torch_thread():
-            gain = _gain_only(self.wave_tf)
-            if (gain is not None and isinstance(wave, np.ndarray) and wave.dtype == np.float32
-                    and wave.shape == (self.logmel.config.num_samples,)):
-                s = self.logmel.of_clip(wave, gain[0].draw(rng) if gain else None)
-            else:
-                w = torch.from_numpy(np.ascontiguousarray(wave))
-                if self.wave_tf is not None:
-                    w = self.wave_tf(w, rng)
-                s = self.logmel(w)[0]
+            gain = self.volume.draw(rng) if self.volume is not None else None
+            s = self.logmel.of_clip(np.asarray(wave, np.float32), gain)
             return self.spec_tf(s, rng) if self.spec_tf is not None else s
 
     def _decode(self, path: str, start: float, want_v: bool | None = None, want_a: bool | None = None):
@@ -364,15 +356,6 @@ class ClipDataset(Dataset):
             path, start, spec.num_frames, spec.fps, spec.audio_duration, spec.sample_rate,
             short_side=spec.short_side, video=want_v, audio=want_a,
         )
-
-
-def _gain_only(wave_tf) -> list | None:
-    """``wave_tf`` as the gains ``audio_tensor`` can fold into the log-mel: ``[]`` (no step), ``[VolumeJitter]``,
-    or None when it does anything else (then it runs as it is)."""
-    steps = list(wave_tf.transforms) if isinstance(wave_tf, Compose) else [t for t in [wave_tf] if t is not None]
-    if not steps or (len(steps) == 1 and isinstance(steps[0], VolumeJitter)):
-        return steps
-    return None
 
 
 def collate_clips(batch: list) -> dict:

@@ -89,7 +89,7 @@ def make_dataset(cfg, entries, spec: ClipSpec, mode: str, seed: int = 0, clips_p
                           cutout=v.cutout, multiscale=v.multiscale)
     return ClipDataset(
         entries, spec, clips, video_tf=vtf,
-        wave_tf=audio_wave_transform(train, a.volume_jitter),
+        volume=audio_wave_transform(train, a.volume_jitter),
         spec_tf=spectrogram_transform(train, a.time_mask, a.freq_mask, a.random_crop, a.time_warp),
         logmel=logmel_config(a), cache=cache, seed=seed, plan=plan,
     )

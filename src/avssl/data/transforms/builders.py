@@ -55,9 +55,10 @@ def video_transform(
     return Compose(steps)
 
 
-def audio_wave_transform(train: bool, volume_jitter: float = 0.1) -> Compose:
-    """Waveform augmentation: volume jitter when training, identity otherwise."""
-    return Compose([VolumeJitter(volume_jitter)] if train and volume_jitter > 0 else [])
+def audio_wave_transform(train: bool, volume_jitter: float = 0.1) -> VolumeJitter | None:
+    """The waveform's one augmentation: a volume jitter when training (the dataset folds its gain into
+    the log-mel, ``ClipDataset.audio_tensor``), None otherwise."""
+    return VolumeJitter(volume_jitter) if train and volume_jitter > 0 else None
 
 
 def spectrogram_transform(train: bool, time_mask: int = 0, freq_mask: int = 0, random_crop: bool = False,
