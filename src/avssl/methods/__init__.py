@@ -43,4 +43,4 @@ def validate(cfg: config.PretrainConfig, method: type[PretextMethod] | None = No
     more = [problem for owner in owners for problem in owner.config_problems(cfg)]
     if cls is not None:
         more += recluster_problems(cfg, cls, METHODS)
-    return config.validate(cfg, USER_METHODS if method is None else (method.name,), list(dict.fromkeys(more)))
+    return config.validate(cfg, USER_METHODS if method is None else (method.name,), more)
