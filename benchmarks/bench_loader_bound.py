@@ -29,6 +29,11 @@ time (decoder threads included: clips per core when every core is busy):
   decode     avssl ``decode_clip`` (the same output as the bound: RGB at the short side, mono 16 kHz)
   sampler    a ``ClipDataset`` item: ``decode_clip`` + crop, flip, normalise, volume jitter, log-mel
              (its time is also split by stage: decode, video tensor, audio tensor)
+  sampler_device  the item a loader hands over when clips are finished on the device
+             (``loader.finish_on=device``, ``data.finish``): ``decode_clip`` + the uint8 crop, flipped,
+             and the waveform times its volume gain; the normalisation and log-mel it leaves are
+             timed apart, batched (``finish_cpu_ms_per_clip``: on this CPU; on a GPU they take
+             microseconds and no loading core)
   reference  the public-project loader (RGB clip cropped, mono 16 kHz audio)
 
 Sets: originals with x264's default long GOP (250, B-frames) and a 1 s GOP (30, B-frames), and the
@@ -62,12 +67,13 @@ from bench_loader import ensure_videos
 
 from avssl.config import preset
 from avssl.data.dataset import collate_clips
+from avssl.data.finish import BatchFinisher
 from avssl.data.pipeline import clip_spec, make_dataset
 from avssl.data.manifest import Manifest, ManifestItem
 from avssl.data.media import decode_clip
 from avssl.data.prepare import PrepareTarget, prepare_dataset
 
-VARIANTS = ("bound", "decode", "sampler", "reference")
+VARIANTS = ("bound", "decode", "sampler", "sampler_device", "reference")
 # One swscale context kept between frames and clips (``VideoFrame.reformat`` builds a new one per call);
 # one thread: 8 small frames per clip do not pay for more (and a DataLoader worker has one core).
 _SWS = av.video.reformatter.VideoReformatter()
@@ -275,6 +281,24 @@ def sampler_item(ds, path: str, start: float, i: int, stages: dict | None = None
     return {"video": video, "audio": audio, "index": i}
 
 
+def finish_cost(finish, items: list, batch_size: int, repeats: int) -> float:
+    """CPU ms per clip of finishing ``items`` (unfinished) in batches of ``batch_size`` on this CPU,
+    one torch thread (median over ``repeats``): the work ``sampler_device`` leaves to the device."""
+    batches = [collate_clips(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = []
+        for _ in range(repeats + 1):  # the first: warm-up
+            c = time.process_time()
+            for b in batches:
+                finish(b, torch.device("cpu"))
+            times.append(time.process_time() - c)
+    finally:
+        torch.set_num_threads(threads)
+    return round(1000 * statistics.median(times[1:]) / len(items), 2)
+
+
 def dir_bytes(paths) -> int:
     return sum(os.path.getsize(p) for p in paths)
 
@@ -296,6 +320,9 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
     prepare_s = time.perf_counter() - t0
     sets[f"prepared ({target.short_side}p)"] = [Path(i.path) for i in Manifest.read(prep.manifest)]
     ds = make_dataset(cfg, [], spec, "train", seed=0)
+    ds_device = make_dataset(cfg, [], spec, "train", seed=0)
+    ds_device.finish_in_items = False  # what make_loader sets for loader.finish_on=device
+    finish, _ = BatchFinisher.of(ds_device)
     nf, fps, adur, sr, side = spec.num_frames, spec.fps, spec.audio_duration, spec.sample_rate, spec.short_side
     results = {"preset": name, "clip": f"{nf}x{cfg.video.crop}x{cfg.video.crop} at {fps:g} fps from short side {side}",
                "prepare": {"from": source_set, "files": prep.prepared + prep.kept, "wall_s": round(prepare_s, 2),
@@ -311,6 +338,7 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
                                                                     side)["decoded_pts"])),
             "decode": lambda i: decode_clip(pairs[i][0], pairs[i][1], nf, fps, adur, sr, short_side=side),
             "sampler": lambda i: sampler_item(ds, pairs[i][0], pairs[i][1], i, stage_times),
+            "sampler_device": lambda i: sampler_item(ds_device, pairs[i][0], pairs[i][1], i),
             "reference": lambda i: reference_clip(pairs[i][0], pairs[i][1], nf, fps, adur, sr, side, cfg.video.crop,
                                                   np.random.default_rng(i)),
         }
@@ -341,6 +369,9 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
             print(f"  [{name} / {set_name}] repeat {rep + 1}: "
                   + ", ".join(f"{k} {1000 * per[k] / n:.1f}" for k in VARIANTS) + " ms/clip", flush=True)
 
+        finish_cpu = finish_cost(finish, [sampler_item(ds_device, p, t, i) for i, (p, t) in enumerate(pairs)],
+                                 args.batch_size, args.repeats)
+
         def ratio(num, den, times=times):  # median over repeats of clips/s(num) / clips/s(den) = time(den) / time(num)
             return round(statistics.median(times[den][r] / times[num][r] for r in range(args.repeats)), 3)
 
@@ -361,6 +392,10 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
             "cpu_decode_over_bound": ratio("decode", "bound", cpu_times),
             "cpu_sampler_over_bound": ratio("sampler", "bound", cpu_times),
             "cpu_reference_over_bound": ratio("reference", "bound", cpu_times),
+            "sampler_device_over_bound": ratio("sampler_device", "bound"),
+            "cpu_sampler_device_over_bound": ratio("sampler_device", "bound", cpu_times),
+            "sampler_device_over_reference": ratio("sampler_device", "reference"),
+            "finish_cpu_ms_per_clip": finish_cpu,
             "disk_mb": round(dir_bytes(paths) / 1e6, 2),
         })
     if args.scaling:
@@ -409,14 +444,16 @@ def markdown(results: dict) -> str:
                          f"{s['sampler_over_reference']:.2f} | {s['disk_mb']} |")
     lines += ["", "| preset | files | bound ms/clip | sampler ms/clip | sampler: decode | crop, flip, normalise "
               "| volume, log-mel | CPU ms/clip: bound, sampler | CPU decode / bound | **CPU sampler / bound** "
-              "| CPU reference / bound |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| CPU reference / bound | CPU ms/clip: sampler_device | **CPU sampler_device / bound** "
+              "| finishing left to the device, CPU ms/clip here |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in results["presets"]:
         for s in p["sets"]:
             ms, st, cpu = s["ms_per_clip"], s["sampler_stages_ms_per_clip"], s["cpu_ms_per_clip"]
             lines.append(f"| {p['preset']} | {s['set']} | {ms['bound']} | {ms['sampler']} | {st['decode']} | "
                          f"{st['video']} | {st['audio']} | {cpu['bound']}, {cpu['sampler']} | "
                          f"{s['cpu_decode_over_bound']:.2f} | {s['cpu_sampler_over_bound']:.2f} | "
-                         f"{s['cpu_reference_over_bound']:.2f} |")
+                         f"{s['cpu_reference_over_bound']:.2f} | {cpu['sampler_device']} | "
+                         f"{s['cpu_sampler_device_over_bound']:.2f} | {s['finish_cpu_ms_per_clip']} |")
     scaling = [p for p in results["presets"] if "scaling" in p]
     if scaling:
         counts = list(scaling[0]["scaling"]["clips_per_s"])
@@ -462,7 +499,7 @@ def main(argv=None) -> dict:
                                    "src/avssl/data/media/audio.py", "src/avssl/data/media/decode.py",
                                    "src/avssl/data/dataset.py", "src/avssl/data/transforms/geometry.py",
                                    "src/avssl/data/transforms/colour.py", "src/avssl/data/logmel.py",
-                                   "src/avssl/data/prepare.py", "benchmarks/bench_loader_bound.py"]),
+                                   "src/avssl/data/finish.py", "src/avssl/data/prepare.py", "benchmarks/bench_loader_bound.py"]),
                "config": {k: v for k, v in vars(args).items() if k not in ("out", "md")}, "presets": []}
     try:
         originals = {}

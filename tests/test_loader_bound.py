@@ -88,10 +88,11 @@ def test_bench_loader_bound_quick(tmp_path):
     (p,) = result["presets"]
     assert p["preset"] == "cpu-tiny" and [s["set"] for s in p["sets"]][-1].startswith("prepared")
     for s in p["sets"]:
-        assert set(s["ms_per_clip"]) == {"bound", "decode", "sampler", "reference"}
+        assert set(s["ms_per_clip"]) == {"bound", "decode", "sampler", "sampler_device", "reference"}
         assert s["bound_frames_decoded_per_clip"] > 0 and s["disk_mb"] > 0
         assert set(s["sampler_stages_ms_per_clip"]) == {"decode", "video", "audio"}
-        assert set(s["cpu_ms_per_clip"]) == {"bound", "decode", "sampler", "reference"}
-        assert min(s["cpu_decode_over_bound"], s["cpu_sampler_over_bound"], s["cpu_reference_over_bound"]) > 0
+        assert set(s["cpu_ms_per_clip"]) == {"bound", "decode", "sampler", "sampler_device", "reference"}
+        assert min(s["cpu_decode_over_bound"], s["cpu_sampler_over_bound"], s["cpu_reference_over_bound"],
+                   s["cpu_sampler_device_over_bound"], s["finish_cpu_ms_per_clip"]) > 0
     assert set(p["scaling"]["clips_per_s"]) == {"0", "1"}
     assert (tmp_path / "t.md").read_text().startswith("|")

@@ -16,6 +16,7 @@ from avssl.data.transforms import (
     transform_video,
     video_transform,
 )
+from avssl.data.transforms.geometry import normalize_only, uint8_crop
 from conftest import FULL_TRAIN, rng, uint8_clip, video
 
 # --------------------------------------------------------------------------------- tensor layout
@@ -81,6 +82,36 @@ def test_transform_video_matches_converting_first(name, transform):
     clip = uint8_clip(t=3, h=20, w=27)
     transform_video(clip, transform, rng(0))
     np.testing.assert_array_equal(clip, uint8_clip(t=3, h=20, w=27))
+
+
+@pytest.mark.parametrize(
+    "name,transform,finishable",
+    [
+        ("train", video_transform(True, crop_size=16), True),
+        ("eval", video_transform(False, crop_size=16), True),
+        ("flip_then_crop", Compose([RandomHorizontalFlip(p=0.5), RandomCrop(16), Normalize()]), True),
+        ("normalize_only", Normalize(), True),
+        ("jitter", video_transform(True, crop_size=16, color_jitter=0.4), False),
+        ("full_train", FULL_TRAIN, False),
+        ("flip_no_normalize", Compose([RandomCrop(16), RandomHorizontalFlip(p=0.5)]), False),
+        ("none", None, False),
+    ],
+)
+def test_uint8_crop_then_its_normalize_is_transform_video(name, transform, finishable):
+    """Where ``normalize_only`` finds the chain's one Normalize after its crops and flips, the uint8 crop
+    (channels last, contiguous) normalised later equals transform_video exactly, with the same draws."""
+    normalize = normalize_only(transform)
+    assert (normalize is not None) == finishable
+    if not finishable:
+        return
+    for seed in range(8):
+        clip = uint8_clip(t=3, h=20, w=27, seed=seed)
+        got_rng, want_rng = rng(seed), rng(seed)
+        crop = uint8_crop(clip, transform, got_rng)
+        assert crop.dtype == torch.uint8 and crop.is_contiguous() and crop.shape[-1] == 3
+        want = transform_video(clip, transform, want_rng)
+        assert torch.equal(normalize.from_uint8(crop.permute(3, 0, 1, 2)), want)
+        assert got_rng.random() == want_rng.random()
 
 
 def test_transform_video_checks_its_input():

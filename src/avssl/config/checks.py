@@ -14,7 +14,7 @@ from typing import Sequence
 
 from ..errors import ConfigError
 from ..method_names import USER_METHODS
-from .tree import WANDB_MODES, PretrainConfig
+from .tree import FINISH_ON, WANDB_MODES, PretrainConfig
 
 
 def validate(cfg: PretrainConfig, method_names: Sequence[str] = USER_METHODS,
@@ -121,6 +121,7 @@ def _check_every_field(cfg: PretrainConfig, need) -> None:
     need(0 <= a.time_warp and 2 * a.time_warp < a.num_frames,
          f"audio.time_warp must be in [0, audio.num_frames / 2 = {a.num_frames / 2:g}), got {a.time_warp}")
     need(lo.cache_dir is None or bool(str(lo.cache_dir).strip()), "loader.cache_dir must be null (default) or a folder")
+    need(lo.finish_on in FINISH_ON, f"loader.finish_on must be one of {', '.join(FINISH_ON)}, got {lo.finish_on!r}")
     if all(isinstance(x, int) and not isinstance(x, bool) and x > 0
            for x in (a.sample_rate, a.n_mels, a.num_frames, a.n_fft, a.win_length, a.hop_length)):
         from ..data.logmel import LogMelConfig  # its own checks: n_fft even, frames matching the hop...

@@ -141,9 +141,17 @@ class CrissCrossConfig:
 
 @dataclass
 class LoaderConfig:
-    workers: int = -1  # DataLoader worker processes; -1: auto (data.dataset.num_workers: none on a 2-core CPU)
+    workers: int = -1  # DataLoader worker processes; -1: auto (data.pipeline.num_workers: none on a 2-core CPU)
     decoded_cache: bool = False  # decode each video once into memory-mapped arrays (small presets)
     cache_dir: Optional[str] = None
+    # Where clips are normalised and turned into log-mels (data.finish): "loader" (each item, in the
+    # workers), "device" (batched on the training device; the loader hands over uint8 crops and
+    # waveforms), "auto" (device on an accelerator, loader on a CPU). Where the augmentations need
+    # per-clip float work (crisscross-paper's training clips), always the loader.
+    finish_on: str = "auto"  # one of FINISH_ON
+
+
+FINISH_ON = ("auto", "loader", "device")
 
 
 WANDB_MODES = ("auto", "online", "offline")
@@ -308,6 +316,7 @@ RESUME_CHANGEABLE = frozenset({
     "optim.lr", "optim.warmup_epochs", "optim.step_epochs", "optim.gamma", "optim.max_epochs", "optim.early_stop",
     "optim.last_iteration_epochs",
     "optim.clip_grad_norm", "iterations", "precision", "memory_format", "device", "loader.workers",
+    "loader.finish_on",
     "logging",  # where the numbers go, not what they are
 })
 

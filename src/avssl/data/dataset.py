@@ -28,6 +28,7 @@ from .media import decode_clip
 from .probe_index import ProbeIndex
 from .samplers import ClipTooShortError
 from .transforms import VolumeJitter, transform_video
+from .transforms.geometry import uint8_crop
 from .views import ViewPlan, window_modality
 
 log = logging.getLogger("avssl.data")
@@ -236,6 +237,11 @@ class ClipDataset(Dataset):
     ``start_<name>`` (NaN for a window the item does not use, whose tensor is then a copy of the
     item's first window of that modality so batches stack), and the plan's per-item integers. Each
     window is augmented on its own, so two views of one time still differ.
+
+    With ``finish_in_items`` false (set by ``pipeline.make_loader`` where ``data.finish`` finishes
+    batches on the training device), clips leave the dataset unfinished: ``video`` the uint8
+    (T, crop, crop, 3) crop, flipped where drawn, and ``audio`` the float32 waveform (n,) with its
+    volume gain; the normalisation and the log-mel are then done batched where the batch goes.
     """
 
     def __init__(
@@ -256,6 +262,7 @@ class ClipDataset(Dataset):
         self.video_tf, self.volume, self.spec_tf = video_tf, volume, spec_tf
         self.logmel = LogMelSpectrogram(logmel) if (logmel is not None and "audio" in spec.modalities) else None
         self.epoch = 0
+        self.finish_in_items = True
         if clips.per_epoch:
             self.items = None
         else:
@@ -330,17 +337,23 @@ class ClipDataset(Dataset):
         return out
 
     def video_tensor(self, frames, rng) -> torch.Tensor:
-        """Decoded frames -> the model's video input, through this dataset's transforms."""
+        """Decoded frames -> the model's video input, through this dataset's transforms (unfinished: the
+        uint8 crop, see the class docstring)."""
         with _one_torch_thread():
+            if not self.finish_in_items:
+                return uint8_crop(frames, self.video_tf, rng)
             return transform_video(frames, self.video_tf, rng)
 
     def audio_tensor(self, wave, rng) -> torch.Tensor:
         """A decoded waveform -> the model's log-mel input: its volume jitter (``volume``, one gain drawn
         from ``rng``) folded into the log-mel's padding pass (``LogMelSpectrogram.of_clip``), then this
-        dataset's spectrogram transforms."""
+        dataset's spectrogram transforms (unfinished: the waveform times its gain)."""
         with _one_torch_thread():
             gain = self.volume.draw(rng) if self.volume is not None else None
-            s = self.logmel.of_clip(np.asarray(wave, np.float32), gain)
+            wave = np.asarray(wave, np.float32)
+            if not self.finish_in_items:  # the product of_clip pads: the same float32 numbers
+                return torch.from_numpy(wave.copy() if gain is None else np.multiply(wave, np.float32(gain)))
+            s = self.logmel.of_clip(wave, gain)
             return self.spec_tf(s, rng) if self.spec_tf is not None else s
 
     def _decode(self, path: str, start: float, want_v: bool | None = None, want_a: bool | None = None):

@@ -10,6 +10,7 @@ fine-tuning, feature extraction and the synchronisation accuracy share (workers,
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
@@ -18,10 +19,13 @@ from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 from .. import seeds
 from .dataset import MODALITIES, ClipDataset, ClipSpec, collate_clips
 from .decoded_cache import DecodedCache
+from .finish import BatchFinisher, FinishedBatches
 from .logmel import LogMelConfig
 from .samplers import FixedClipSampler, RandomClipSampler, UniformClipSampler
 from .transforms import audio_wave_transform, spectrogram_transform, video_transform
 from .views import ViewPlan
+
+log = logging.getLogger("avssl.data")
 
 
 def num_workers(cfg_loader, device) -> int:
@@ -111,15 +115,42 @@ def batched(order: list[int], batch_size: int, drop_last: bool) -> list[list[int
     return batches[:-1] if batches and drop_last and len(batches[-1]) < batch_size else batches
 
 
-def make_loader(dataset, cfg_loader, device, *, batch_size: int = 1, batches: list[list[int]] | None = None) -> DataLoader:
-    """The DataLoader of ``dataset``: its items in order, ``batch_size`` at a time, or the index lists of
+def make_loader(dataset, cfg_loader, device, *, batch_size: int = 1, batches: list[list[int]] | None = None):
+    """The batches of ``dataset``: its items in order, ``batch_size`` at a time, or the index lists of
     ``batches`` (a training epoch's order, see :func:`epoch_order`). Worker processes follow
     ``loader.workers`` (:func:`num_workers`); batches are stacked by ``collate_clips``, which lists the
-    clips that failed to decode under ``"skipped"``; memory is pinned for a GPU."""
+    clips that failed to decode under ``"skipped"``; memory is pinned for a GPU. Where clips are
+    finished follows ``loader.finish_on`` (:func:`finish_on_device`): in the items, or batched on
+    ``device`` (``data.finish``), and then the batches come out on the device."""
+    clips = clip_dataset(dataset)
+    finish = finish_on_device(clips, cfg_loader, device) if clips is not None else None
+    if clips is not None:
+        clips.finish_in_items = finish is None
     workers = num_workers(cfg_loader, device)
     size = {"batch_sampler": batches} if batches is not None else {"batch_size": batch_size}
-    return DataLoader(
+    loader = DataLoader(
         dataset, shuffle=False, num_workers=workers, collate_fn=collate_clips,
         pin_memory=getattr(device, "type", str(device)) == "cuda", prefetch_factor=4 if workers else None,
         persistent_workers=False, **size,
     )
+    return loader if finish is None else FinishedBatches(loader, finish, device)
+
+
+def finish_on_device(dataset: ClipDataset, cfg_loader, device) -> BatchFinisher | None:
+    """The finisher of ``dataset`` when its clips are finished batched on ``device`` (``loader.finish_on``:
+    ``device``, or ``auto`` with an accelerator, and the dataset's chains allow it), else None. On a CPU
+    ``auto`` keeps finishing in the items, in the loader workers beside the training threads."""
+    where = getattr(cfg_loader, "finish_on", "auto")
+    if where == "loader" or (where == "auto" and getattr(device, "type", str(device)) == "cpu"):
+        return None
+    finish, why_not = BatchFinisher.of(dataset)
+    if finish is None and where == "device":
+        log.info("loader.finish_on=device: clips are finished in the loader instead: %s", why_not)
+    return finish
+
+
+def clip_dataset(dataset) -> ClipDataset | None:
+    """The ClipDataset under ``dataset`` (itself, or the dataset of a Subset), or None."""
+    while not isinstance(dataset, ClipDataset) and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    return dataset if isinstance(dataset, ClipDataset) else None

@@ -198,8 +198,8 @@ class Normalize:
         return (x - mean) / std
 
     def from_uint8(self, x: Tensor, flip: bool = False) -> Tensor:
-        """``self(x / 255)`` for a uint8 (3, T, H, W) clip (mirrored left-right first if ``flip``), into
-        a new contiguous float32 tensor: ``x * (1 / (255 std)) + (-mean / std)``, the constants computed
+        """``self(x / 255)`` for a uint8 (3, T, H, W) clip or (B, 3, T, H, W) batch (mirrored left-right
+        first if ``flip``), into a new contiguous float32 tensor: ``x * (1 / (255 std)) + (-mean / std)``, the constants computed
         in double and rounded to float32 once. On the CPU through numpy, frame by frame: the uint8
         frame (a crop of a channels-last decode: its pixels 3 bytes apart, a flip read as a negative
         stride, no copy) is cast straight into its place in the output, then scaled and shifted in
@@ -222,12 +222,13 @@ class Normalize:
         shift32 = np.array(shift, np.float32).reshape(3, 1, 1, 1)
         # Frames per pass: as many as fill about _CHUNK_BYTES of output (one 224x224 frame; a whole
         # 8x64x64 clip, where a loop over frames would only add calls).
-        step = max(1, _CHUNK_BYTES // max(1, 12 * a.shape[2] * a.shape[3]))
-        for t in range(0, a.shape[1], step):
-            chunk = out[:, t : t + step]
-            chunk[...] = a[:, t : t + step]  # the cast: exact for uint8
-            chunk *= scale32
-            chunk += shift32
+        step = max(1, _CHUNK_BYTES // max(1, 12 * a.shape[-2] * a.shape[-1]))
+        for clip, clip_out in zip(a if a.ndim == 5 else a[None], out if out.ndim == 5 else out[None]):  # views
+            for t in range(0, a.shape[-3], step):
+                chunk = clip_out[:, t : t + step]
+                chunk[...] = clip[:, t : t + step]  # the cast: exact for uint8
+                chunk *= scale32
+                chunk += shift32
         return torch.from_numpy(out)
 
 

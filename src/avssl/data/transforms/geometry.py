@@ -39,17 +39,7 @@ def transform_video(clip, transform: Callable | None = None, rng: np.random.Gene
     its leading crops and flips run on the uint8 clip, so only the kept pixels are converted, a flip
     is not done but read mirrored by the conversion, and a Normalize right after them is done in the
     same pass as the /255. Same random draws; values equal up to float rounding (~1e-7)."""
-    steps = list(transform.transforms) if isinstance(transform, Compose) else [t for t in [transform] if t is not None]
-    x = _channels_first(clip)
-    flip = False  # a flip drawn but not done yet: the conversion reads the clip mirrored instead of copying it
-    while steps and isinstance(steps[0], _PIXEL_SELECTING):
-        step = steps.pop(0)
-        if isinstance(step, RandomHorizontalFlip):
-            flip ^= step.draw(x, rng)
-            continue
-        if flip:  # a crop after a flip: its window is on the mirrored clip
-            x, flip = x.flip(-1), False
-        x = step(x, rng)
+    x, flip, steps = select_pixels(clip, transform, rng)
     if steps and isinstance(steps[0], Normalize):
         x = steps.pop(0).from_uint8(x, flip=flip)
     else:
@@ -58,6 +48,47 @@ def transform_video(clip, transform: Callable | None = None, rng: np.random.Gene
     for step in steps:
         x = step(x, rng)
     return x
+
+
+def select_pixels(clip, transform: Callable | None, rng: np.random.Generator | None) -> tuple[Tensor, bool, list]:
+    """The leading crops and flips of ``transform`` run on the uint8 ``(T, H, W, 3)`` clip: returns its
+    uint8 ``(3, T, h, w)`` view (no copy), whether a flip was drawn but not done (the caller reads the
+    view mirrored), and the steps left to run on it."""
+    steps = chain_steps(transform)
+    x = _channels_first(clip)
+    flip = False
+    while steps and isinstance(steps[0], _PIXEL_SELECTING):
+        step = steps.pop(0)
+        if isinstance(step, RandomHorizontalFlip):
+            flip ^= step.draw(x, rng)
+            continue
+        if flip:  # a crop after a flip: its window is on the mirrored clip
+            x, flip = x.flip(-1), False
+        x = step(x, rng)
+    return x, flip, steps
+
+
+def uint8_crop(clip, transform: Callable | None, rng: np.random.Generator | None) -> Tensor:
+    """The leading crops and flips of ``transform`` on the uint8 ``(T, H, W, 3)`` clip, as a new uint8
+    ``(T, h, w, 3)`` tensor (a quarter of the float clip's bytes); the rest of the chain is left to
+    whoever finishes the clip (``data.finish``)."""
+    x, flip, _ = select_pixels(clip, transform, rng)
+    a = x.permute(1, 2, 3, 0).numpy()  # back to the decode's channels-last layout: one plain copy below
+    return torch.from_numpy(np.ascontiguousarray(a[:, :, ::-1] if flip else a))
+
+
+def normalize_only(transform: Callable | None) -> Normalize | None:
+    """The chain's Normalize when the chain is crops and flips followed by that one Normalize (what a
+    batched finisher can take over), else None."""
+    steps = chain_steps(transform)
+    if steps and isinstance(steps[-1], Normalize) and all(isinstance(s, _PIXEL_SELECTING) for s in steps[:-1]):
+        return steps[-1]
+    return None
+
+
+def chain_steps(transform: Callable | None) -> list:
+    """The steps of a Compose, or of one transform (none for None)."""
+    return list(transform.transforms) if isinstance(transform, Compose) else [t for t in [transform] if t is not None]
 
 
 def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:

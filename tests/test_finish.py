@@ -1,0 +1,126 @@
+"""Finishing clips batched on the device (data.finish): on real mp4 files, batches finished that way equal
+batches of items finished one by one, bit for bit on the CPU; chains that need per-clip float work stay
+finished in the items; the loader setting is checked."""
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Subset
+
+from avssl.config import LoaderConfig, resolve
+from avssl.data.dataset import VideoEntry, collate_clips
+from avssl.data.finish import BatchFinisher, FinishedBatches
+from avssl.data.pipeline import clip_spec, make_dataset, make_loader
+from avssl.data.views import SyncNegatives
+from avssl.data.writer import write_av
+from conftest import refused_config
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def entries(tmp_path_factory):
+    """Four 3 s videos (56x72 noise, 30 fps, 1 s GOP) with a 44.1 kHz stereo chord."""
+    root = tmp_path_factory.mktemp("finish")
+    gen = np.random.default_rng(1)
+    t = np.arange(3 * 44100) / 44100
+    out = []
+    for i in range(4):
+        audio = np.stack([0.3 * np.sin(2 * np.pi * (200 + 70 * i) * t), 0.2 * np.sin(2 * np.pi * 440 * t)])
+        path = write_av(root / f"v{i}.mp4", gen.integers(0, 256, (90, 56, 72, 3), dtype=np.uint8), 30,
+                        audio.astype(np.float32), 44100, gop=30)
+        out.append(VideoEntry(str(path), 3.0, -1, i))
+    return out
+
+
+def batches_both_ways(dataset, finish_on, batch_size=2):
+    """The loader's batches with clips finished in the items, then with ``finish_on``, same epoch."""
+    finished = list(make_loader(dataset, LoaderConfig(workers=0, finish_on="loader"), CPU, batch_size=batch_size))
+    loader = make_loader(dataset, LoaderConfig(workers=0, finish_on=finish_on), CPU, batch_size=batch_size)
+    return finished, loader
+
+
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_batches_finished_on_the_device_equal_items_finished_one_by_one(entries, mode):
+    """cpu-tiny XDC clips (random crop, flip, volume jitter in training; centre crop for testing):
+    the uint8 crops and gained waveforms, normalised and log-mel'd as a batch, are the items' tensors
+    exactly, over epochs that draw both flips."""
+    cfg = resolve("cpu-tiny", "xdc", [])
+    ds = make_dataset(cfg, entries, clip_spec(cfg), mode, seed=5, clips_per_video=2)
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        finished, loader = batches_both_ways(ds, "device")
+        assert isinstance(loader, FinishedBatches) and len(loader) == len(finished)
+        deferred = list(loader)
+        assert not ds.finish_in_items
+        assert len(deferred) == len(finished)
+        for a, b in zip(finished, deferred):
+            assert a.keys() == b.keys()
+            for key in a:
+                if torch.is_tensor(a[key]):
+                    assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape, key
+                    assert torch.equal(a[key], b[key]), key
+                else:
+                    assert a[key] == b[key]
+        assert finished[0]["video"].shape[1:] == (3, cfg.video.num_frames, cfg.video.crop, cfg.video.crop)
+
+
+def test_unfinished_items_are_the_uint8_crop_and_the_gained_waveform(entries):
+    """What crosses from the workers: a quarter of the float clip's bytes for video, the waveform for audio."""
+    cfg = resolve("cpu-tiny", "xdc", [])
+    spec = clip_spec(cfg)
+    ds = make_dataset(cfg, entries, spec, "train", seed=5)
+    finished = ds[1]
+    ds.finish_in_items = False
+    raw = ds[1]
+    assert raw["video"].dtype == torch.uint8 and raw["video"].shape == (spec.num_frames, cfg.video.crop, cfg.video.crop, 3)
+    assert raw["video"].is_contiguous() and raw["video"].nbytes * 4 == finished["video"].nbytes
+    assert raw["audio"].dtype == torch.float32 and raw["audio"].shape == (round(spec.audio_duration * spec.sample_rate),)
+    finish, _ = BatchFinisher.of(ds)
+    again = finish(collate_clips([raw]), CPU)
+    assert torch.equal(again["video"][0], finished["video"]) and torch.equal(again["audio"][0], finished["audio"])
+
+
+def test_view_plans_and_subsets_are_finished_too(entries):
+    """AVTS items (several windows, an unused one copied) through a Subset, as pretraining's epochs load them."""
+    cfg = resolve("cpu-tiny", "avts", [])
+    spec = clip_spec(cfg)
+    ds = make_dataset(cfg, entries, spec, "train", seed=2, 
+                      plan=SyncNegatives(spec.video_span, spec.audio_duration, hard=0.5))
+    subset = Subset(ds, [3, 1, 2])
+    finished, loader = batches_both_ways(subset, "device", batch_size=3)
+    deferred = list(loader)
+    windows = [k for k in finished[0] if k.split("_")[0] in ("video", "audio")]
+    assert len(windows) > 2
+    for key in windows:
+        assert finished[0][key].is_floating_point() and torch.equal(finished[0][key], deferred[0][key]), key
+
+
+def test_chains_with_per_clip_float_work_stay_finished_in_the_items(entries, caplog):
+    """crisscross-paper's training clips (colour jitter, spectrogram masks) cannot be finished batched:
+    asked for the device, the loader finishes them in the items and says why; its test clips can."""
+    cfg = resolve("crisscross-paper", "crisscross", [])
+    spec = clip_spec(cfg)
+    train = make_dataset(cfg, entries, spec, "train")
+    assert BatchFinisher.of(train)[0] is None and "colour" in BatchFinisher.of(train)[1]
+    with caplog.at_level("INFO", logger="avssl.data"):
+        loader = make_loader(train, LoaderConfig(workers=0, finish_on="device"), CPU)
+    assert not isinstance(loader, FinishedBatches) and train.finish_in_items
+    assert "finished in the loader instead" in caplog.text
+    no_colour = resolve("crisscross-paper", "crisscross", ["video.color_jitter=0", "video.grayscale=0", "video.blur=0",
+                                                           "video.cutout=0", "video.multiscale=false"])
+    masked = make_dataset(no_colour, entries, spec, "train")
+    assert "log-mels" in BatchFinisher.of(masked)[1]
+    assert BatchFinisher.of(make_dataset(cfg, entries, spec, "test"))[0] is not None
+
+
+def test_auto_finishes_in_the_items_on_a_cpu(entries):
+    cfg = resolve("cpu-tiny", "xdc", [])
+    ds = make_dataset(cfg, entries, clip_spec(cfg), "test")
+    ds.finish_in_items = False  # left over from an earlier loader: make_loader sets it every time
+    loader = make_loader(ds, LoaderConfig(workers=0), CPU, batch_size=2)
+    assert not isinstance(loader, FinishedBatches) and ds.finish_in_items
+    assert next(iter(loader))["video"].dtype == torch.float32
+
+
+def test_finish_on_is_checked():
+    refused_config("xdc", ["loader.finish_on=gpu"], "loader.finish_on must be one of auto, loader, device")
