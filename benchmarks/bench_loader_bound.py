@@ -272,13 +272,13 @@ def sampler_item(ds, path: str, start: float, i: int, stages: dict | None = None
     rng = np.random.default_rng([ds.seed, ds.epoch, i])
     frames, wave = ds._decode(path, start)
     t1 = time.perf_counter()
-    video = ds.video_tensor(frames, rng)
+    item = ds.window("video", frames, rng)
     t2 = time.perf_counter()
-    audio = ds.audio_tensor(wave, rng)
+    item.update(ds.window("audio", wave, rng))
     if stages is not None:
         for k, dt in zip(STAGES, (t1 - t0, t2 - t1, time.perf_counter() - t2)):
             stages[k] = stages.get(k, 0.0) + dt
-    return {"video": video, "audio": audio, "index": i}
+    return {**item, "index": i}
 
 
 def finish_cost(finish, items: list, batch_size: int, repeats: int) -> float:
@@ -404,20 +404,29 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
     return results
 
 
-def worker_scaling(args, ds, pairs) -> dict:
-    """Clips/s of whole DataLoader epochs with each worker count, alternated epoch by epoch."""
+def worker_scaling(args, ds, pairs, finish=None, device=None) -> dict:
+    """Clips/s of whole DataLoader epochs with each worker count, alternated epoch by epoch; with
+    ``finish`` (a ``BatchFinisher``, ``ds`` handing over unfinished clips) every batch is finished on
+    ``device`` as ``make_loader`` does for ``loader.finish_on=device``."""
     counts = [int(w) for w in args.scaling.split(",")]
-    loaders = {w: DataLoader(_PairDataset(ds, pairs), batch_size=args.batch_size, num_workers=w,
+    pin = getattr(device, "type", None) == "cuda"
+    loaders = {w: DataLoader(_PairDataset(ds, pairs), batch_size=args.batch_size, num_workers=w, pin_memory=pin,
                              collate_fn=collate_clips, persistent_workers=w > 0) for w in counts}
-    for dl in loaders.values():  # first epoch: starts the workers
-        for _ in dl:
-            pass
+
+    def epoch(w):
+        for batch in loaders[w]:
+            if finish is not None:
+                finish(batch, device)
+        if pin:
+            torch.cuda.synchronize()
+
+    for w in counts:  # first epoch: starts the workers
+        epoch(w)
     times = {w: [] for w in counts}
     for rep in range(args.repeats):
         for w in (counts if rep % 2 == 0 else counts[::-1]):
             t = time.perf_counter()
-            for _ in loaders[w]:
-                pass
+            epoch(w)
             times[w].append(time.perf_counter() - t)
     base = counts[0]
     out = {"clips_per_epoch": len(pairs), "batch_size": args.batch_size,

@@ -173,6 +173,7 @@ def stage_loader(args, device, record):
     from bench_loader_bound import CONTENT_FPS, sampler_item, worker_scaling
 
     from avssl.config import preset
+    from avssl.data.finish import BatchFinisher
     from avssl.data.pipeline import clip_spec, make_dataset
 
     torch.set_num_threads(1)  # as in a DataLoader worker
@@ -201,7 +202,14 @@ def stage_loader(args, device, record):
     pairs = pairs[::max(1, len(pairs) // max(fits, 4 * s.loader_batch))]  # every video keeps its share
     record({"preset": s.preset, "ms_per_clip_main_process": 1000 * per_clip, "clips_per_epoch": len(pairs)})
     opts = SimpleNamespace(scaling=s.workers, batch_size=s.loader_batch, repeats=s.loader_repeats)
-    record(worker_scaling(opts, ds, pairs))
+    # As avssl loads for a GPU (loader.finish_on=auto): workers hand over uint8 crops and waveforms, and
+    # the normalisation and log-mel run batched on the GPU; on a CPU the items are finished in the workers.
+    finish = None
+    if device.type == "cuda":
+        ds.finish_in_items = False
+        finish, _ = BatchFinisher.of(ds)
+    record({"finish_on": "device" if finish is not None else "loader"})
+    record(worker_scaling(opts, ds, pairs, finish, device))
 
 
 # ---------------------------------------------------------------------------------------- running

@@ -64,20 +64,28 @@ def test_batches_finished_on_the_device_equal_items_finished_one_by_one(entries,
         assert finished[0]["video"].shape[1:] == (3, cfg.video.num_frames, cfg.video.crop, cfg.video.crop)
 
 
-def test_unfinished_items_are_the_uint8_crop_and_the_gained_waveform(entries):
-    """What crosses from the workers: a quarter of the float clip's bytes for video, the waveform for audio."""
+def test_unfinished_items_are_the_uint8_crop_its_flip_and_the_gained_waveform(entries):
+    """What crosses from the workers: a quarter of the float clip's bytes for video, with whether to
+    mirror it, and the waveform for audio; finished alone, an item gives the finished item."""
     cfg = resolve("cpu-tiny", "xdc", [])
     spec = clip_spec(cfg)
     ds = make_dataset(cfg, entries, spec, "train", seed=5)
-    finished = ds[1]
-    ds.finish_in_items = False
-    raw = ds[1]
-    assert raw["video"].dtype == torch.uint8 and raw["video"].shape == (spec.num_frames, cfg.video.crop, cfg.video.crop, 3)
-    assert raw["video"].is_contiguous() and raw["video"].nbytes * 4 == finished["video"].nbytes
-    assert raw["audio"].dtype == torch.float32 and raw["audio"].shape == (round(spec.audio_duration * spec.sample_rate),)
-    finish, _ = BatchFinisher.of(ds)
-    again = finish(collate_clips([raw]), CPU)
-    assert torch.equal(again["video"][0], finished["video"]) and torch.equal(again["audio"][0], finished["audio"])
+    flips = set()
+    for i in range(4):
+        ds.finish_in_items = True
+        finished = ds[i]
+        ds.finish_in_items = False
+        raw = ds[i]
+        assert raw.keys() == finished.keys() | {"flip_video"}
+        flips.add(raw["flip_video"])
+        assert raw["video"].dtype == torch.uint8 and raw["video"].shape == (spec.num_frames, cfg.video.crop, cfg.video.crop, 3)
+        assert raw["video"].is_contiguous() and raw["video"].nbytes * 4 == finished["video"].nbytes
+        assert raw["audio"].dtype == torch.float32 and raw["audio"].shape == (round(spec.audio_duration * spec.sample_rate),)
+        finish, _ = BatchFinisher.of(ds)
+        again = finish(collate_clips([raw]), CPU)
+        assert "flip_video" not in again
+        assert torch.equal(again["video"][0], finished["video"]) and torch.equal(again["audio"][0], finished["audio"])
+    assert flips == {True, False}
 
 
 def test_view_plans_and_subsets_are_finished_too(entries):
@@ -124,3 +132,19 @@ def test_auto_finishes_in_the_items_on_a_cpu(entries):
 
 def test_finish_on_is_checked():
     refused_config("xdc", ["loader.finish_on=gpu"], "loader.finish_on must be one of auto, loader, device")
+
+
+def test_a_run_finished_on_the_device_trains_the_same_encoders(tiny_world, tmp_path):
+    """One XDC iteration (extraction, clustering, training epochs, validation, precise BN) with clips
+    finished batched (loader.finish_on=device, here on the CPU) ends with the encoders of the run that
+    finished them in the items, bit for bit."""
+    from avssl.engine.pretrain import pretrain
+    from avssl.runs import load_encoders
+
+    runs = {}
+    for where in ("loader", "device"):
+        cfg = resolve("cpu-tiny", "xdc", ["iterations=1", "precision=fp32", f"loader.finish_on={where}"])
+        runs[where] = load_encoders(pretrain(cfg, tiny_world, tmp_path / where, progress=False).run_dir).modules
+    for slot, module in runs["loader"].items():
+        for (key, a), b in zip(module.state_dict().items(), runs["device"][slot].state_dict().values()):
+            assert torch.equal(a, b), f"{slot}.{key}"

@@ -145,13 +145,15 @@ def test_normalize_from_uint8_is_bit_equal_to_multiply_then_add_on_a_decoded_cli
 
 def test_normalize_from_uint8_of_a_batch_is_each_clip_normalised(media_files):
     """A (B, 3, T, H, W) batch, as ``data.finish`` hands it over (a channels-last view of stacked uint8
-    crops), gives each clip's own conversion bit for bit."""
+    crops) with a flip per clip or one for all, gives each clip's own conversion bit for bit."""
     from avssl.data.media import decode_video
 
     frames = decode_video(media_files("long"), 2.1, 4, 25.0, short_side=40)
     crops = torch.stack([torch.from_numpy(frames[:, i : i + 30, i : i + 31].copy()) for i in (0, 3, 7)])
     normalize = Normalize()
-    got = normalize.from_uint8(crops.permute(0, 4, 1, 2, 3))
-    assert got.shape == (3, 3, 4, 30, 31) and got.is_contiguous()
-    for clip, want in zip(crops, got):
-        assert torch.equal(normalize.from_uint8(clip.permute(3, 0, 1, 2)), want)
+    for flips in ([False, True, False], [True, True, True], False, True):
+        got = normalize.from_uint8(crops.permute(0, 4, 1, 2, 3), flip=torch.tensor(flips))
+        assert got.shape == (3, 3, 4, 30, 31) and got.is_contiguous()
+        per_clip = flips if isinstance(flips, list) else [flips] * 3
+        for clip, flip, want in zip(crops, per_clip, got):
+            assert torch.equal(normalize.from_uint8(clip.permute(3, 0, 1, 2), flip=flip), want)

@@ -99,19 +99,23 @@ def test_transform_video_matches_converting_first(name, transform):
 )
 def test_uint8_crop_then_its_normalize_is_transform_video(name, transform, finishable):
     """Where ``normalize_only`` finds the chain's one Normalize after its crops and flips, the uint8 crop
-    (channels last, contiguous) normalised later equals transform_video exactly, with the same draws."""
+    (channels last, contiguous) and its pending flip, normalised later, equal transform_video exactly,
+    with the same draws."""
     normalize = normalize_only(transform)
     assert (normalize is not None) == finishable
     if not finishable:
         return
+    flips = set()
     for seed in range(8):
         clip = uint8_clip(t=3, h=20, w=27, seed=seed)
         got_rng, want_rng = rng(seed), rng(seed)
-        crop = uint8_crop(clip, transform, got_rng)
+        crop, flip = uint8_crop(clip, transform, got_rng)
+        flips.add(flip)
         assert crop.dtype == torch.uint8 and crop.is_contiguous() and crop.shape[-1] == 3
         want = transform_video(clip, transform, want_rng)
-        assert torch.equal(normalize.from_uint8(crop.permute(3, 0, 1, 2)), want)
+        assert torch.equal(normalize.from_uint8(crop.permute(3, 0, 1, 2), flip=flip), want)
         assert got_rng.random() == want_rng.random()
+    assert flips == ({True, False} if name == "train" else {False})  # a flip before a crop is done there
 
 
 def test_transform_video_checks_its_input():

@@ -34,6 +34,7 @@ from .views import ViewPlan, window_modality
 log = logging.getLogger("avssl.data")
 
 MODALITIES = ("video", "audio")
+PENDING_FLIP = "flip_"  # an unfinished video window's key prefix for its flip (ClipDataset.window)
 
 
 @dataclass(frozen=True)
@@ -240,8 +241,9 @@ class ClipDataset(Dataset):
 
     With ``finish_in_items`` false (set by ``pipeline.make_loader`` where ``data.finish`` finishes
     batches on the training device), clips leave the dataset unfinished: ``video`` the uint8
-    (T, crop, crop, 3) crop, flipped where drawn, and ``audio`` the float32 waveform (n,) with its
-    volume gain; the normalisation and the log-mel are then done batched where the batch goes.
+    (T, crop, crop, 3) crop with ``flip_video`` telling whether it is to be mirrored, and ``audio``
+    the float32 waveform (n,) times its volume gain; the flip, normalisation and log-mel are then
+    done batched where the batch goes.
     """
 
     def __init__(
@@ -304,9 +306,9 @@ class ClipDataset(Dataset):
             return SkippedClip(entry.path, e.reason)
         out = {"index": entry.index, "clip": clip, "label": entry.label, "start": float(start)}
         if frames is not None:
-            out["video"] = self.video_tensor(frames, rng)
+            out.update(self.window("video", frames, rng))
         if wave is not None:
-            out["audio"] = self.audio_tensor(wave, rng)
+            out.update(self.window("audio", wave, rng))
         return out
 
     def _views(self, entry: VideoEntry, rng: np.random.Generator):
@@ -329,32 +331,43 @@ class ClipDataset(Dataset):
             modality, start = window_modality(name), sample.starts[name]
             out[f"start_{name}"] = float("nan") if start is None else float(start)
             if start is None:
-                out[name] = out[first[modality]]
+                for prefix in ("", PENDING_FLIP):
+                    if prefix + first[modality] in out:
+                        out[prefix + name] = out[prefix + first[modality]]
                 continue
             first.setdefault(modality, name)
             frames, wave = decoded[start]
-            out[name] = self.video_tensor(frames, rng) if modality == "video" else self.audio_tensor(wave, rng)
+            out.update(self.window(name, frames if modality == "video" else wave, rng))
         return out
 
+    def window(self, name: str, decoded, rng) -> dict:
+        """Window ``name``'s tensors (``video``, ``audio``, ``video_1``, ``audio_neg`` ...) from its decoded
+        frames or waveform: ``{name: tensor}``, finished, or unfinished (see the class docstring), and
+        then a video window's pending flip under ``flip_<name>``."""
+        if self.finish_in_items:
+            video = window_modality(name) == "video"
+            return {name: self.video_tensor(decoded, rng) if video else self.audio_tensor(decoded, rng)}
+        if window_modality(name) == "video":
+            crop, flip = uint8_crop(decoded, self.video_tf, rng)
+            return {name: crop, PENDING_FLIP + name: flip}
+        wave, gain = np.asarray(decoded, np.float32), self._gain(rng)  # the product of_clip pads: same numbers
+        return {name: torch.from_numpy(wave.copy() if gain is None else np.multiply(wave, np.float32(gain)))}
+
     def video_tensor(self, frames, rng) -> torch.Tensor:
-        """Decoded frames -> the model's video input, through this dataset's transforms (unfinished: the
-        uint8 crop, see the class docstring)."""
+        """Decoded frames -> the model's video input, through this dataset's transforms."""
         with _one_torch_thread():
-            if not self.finish_in_items:
-                return uint8_crop(frames, self.video_tf, rng)
             return transform_video(frames, self.video_tf, rng)
 
     def audio_tensor(self, wave, rng) -> torch.Tensor:
         """A decoded waveform -> the model's log-mel input: its volume jitter (``volume``, one gain drawn
         from ``rng``) folded into the log-mel's padding pass (``LogMelSpectrogram.of_clip``), then this
-        dataset's spectrogram transforms (unfinished: the waveform times its gain)."""
+        dataset's spectrogram transforms."""
         with _one_torch_thread():
-            gain = self.volume.draw(rng) if self.volume is not None else None
-            wave = np.asarray(wave, np.float32)
-            if not self.finish_in_items:  # the product of_clip pads: the same float32 numbers
-                return torch.from_numpy(wave.copy() if gain is None else np.multiply(wave, np.float32(gain)))
-            s = self.logmel.of_clip(wave, gain)
+            s = self.logmel.of_clip(np.asarray(wave, np.float32), self._gain(rng))
             return self.spec_tf(s, rng) if self.spec_tf is not None else s
+
+    def _gain(self, rng) -> float | None:
+        return self.volume.draw(rng) if self.volume is not None else None
 
     def _decode(self, path: str, start: float, want_v: bool | None = None, want_a: bool | None = None):
         spec = self.spec

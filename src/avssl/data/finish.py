@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .dataset import ClipDataset
+from .dataset import PENDING_FLIP, ClipDataset
 from .logmel import LogMelSpectrogram
 from .transforms import Normalize
 from .transforms.geometry import chain_steps, normalize_only
@@ -25,8 +25,9 @@ from .views import window_modality
 
 @dataclass
 class BatchFinisher:
-    """Normalises a batch's uint8 ``(B, T, H, W, 3)`` video windows and turns its ``(B, n)`` waveform
-    windows into log-mels, on ``device``; other keys pass through."""
+    """Mirrors (where ``flip_<window>`` says) and normalises a batch's uint8 ``(B, T, H, W, 3)`` video
+    windows and turns its ``(B, n)`` waveform windows into log-mels, on ``device``; other keys pass
+    through, the flips are dropped."""
 
     normalize: Normalize | None
     logmel: LogMelSpectrogram | None
@@ -45,12 +46,12 @@ class BatchFinisher:
         return cls(normalize, logmel), ""
 
     def __call__(self, batch: dict, device) -> dict:
-        out = dict(batch)
+        out = {k: v for k, v in batch.items() if not k.startswith(PENDING_FLIP)}
         for key, value in batch.items():
             modality = window_modality(key)
             if modality == "video" and self.normalize is not None:
                 video = value.to(device, non_blocking=True).permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W) view
-                out[key] = self.normalize.from_uint8(video)
+                out[key] = self.normalize.from_uint8(video, flip=batch[PENDING_FLIP + key])
             elif modality == "audio" and self.logmel is not None:
                 out[key] = self.logmel.to(device)(value.to(device, non_blocking=True))  # .to: once, then a no-op
         return out

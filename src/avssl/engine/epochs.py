@@ -39,7 +39,7 @@ class Epochs:
     ``precision``, ``memory_format``, the datasets and their train/validation indices."""
 
     def loader(self, dataset, batch_size: int = 1, batches=None):
-        """A DataLoader of ``dataset`` on this run's loader settings (``data.pipeline.make_loader``)."""
+        """The batches of ``dataset`` on this run's loader settings (``data.pipeline.make_loader``)."""
         return make_loader(dataset, self.cfg.loader, self.device, batch_size=batch_size, batches=batches)
 
     def _epoch(self, it: int, epoch: int, optimizer, o, lr_offset: int = 0) -> dict:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from .. import seeds
 from ..config import PretrainConfig
@@ -141,7 +141,7 @@ class Pretrainer(RunFolder, Resume, Epochs):
             raise ConfigError("pretraining needs at least 2 usable videos")
 
     # --- loaders -----------------------------------------------------------------------------
-    def extract_loader(self) -> DataLoader:
+    def extract_loader(self):
         """This rank's share of the extraction clips."""
         self.extract_set.set_epoch(0)
         data = self.extract_set

@@ -197,33 +197,37 @@ class Normalize:
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
         return (x - mean) / std
 
-    def from_uint8(self, x: Tensor, flip: bool = False) -> Tensor:
+    def from_uint8(self, x: Tensor, flip: bool | Tensor = False) -> Tensor:
         """``self(x / 255)`` for a uint8 (3, T, H, W) clip or (B, 3, T, H, W) batch (mirrored left-right
-        first if ``flip``), into a new contiguous float32 tensor: ``x * (1 / (255 std)) + (-mean / std)``, the constants computed
-        in double and rounded to float32 once. On the CPU through numpy, frame by frame: the uint8
-        frame (a crop of a channels-last decode: its pixels 3 bytes apart, a flip read as a negative
-        stride, no copy) is cast straight into its place in the output, then scaled and shifted in
-        place while the 0.6 MB frame is still in cache (small frames: several at a time). The cast is
-        the one pass over memory; a whole-clip multiply then add (the earlier code) went over the
-        4.8 MB output twice, out of cache (BENCHMARKS.md section 7, session 6: 3.2 -> 2.5 ms for an
-        8x224x224 crop right after its decode). Values are equal bit for bit to that code: float32(u) * scale, rounded, + shift,
-        rounded."""
+        first if ``flip``; for a batch, one bool or one per clip), into a new contiguous float32 tensor:
+        ``x * (1 / (255 std)) + (-mean / std)``, the constants computed in double and rounded to float32
+        once. On the CPU through numpy, frame by frame: the uint8 frame (a crop of a channels-last
+        decode: its pixels 3 bytes apart, a flip read as a negative stride, no copy) is cast straight
+        into its place in the output, then scaled and shifted in place while the 0.6 MB frame is still
+        in cache (small frames: several at a time). The cast is the one pass over memory; a whole-clip
+        multiply then add (the earlier code) went over the 4.8 MB output twice, out of cache
+        (BENCHMARKS.md section 7, session 6: 3.2 -> 2.5 ms for an 8x224x224 crop right after its
+        decode). Values are equal bit for bit to that code: float32(u) * scale, rounded, + shift, rounded."""
         scale = [1 / (255 * s) for s in self.std]
         shift = [-m / s for m, s in zip(self.mean, self.std)]
+        flips = torch.as_tensor(flip, dtype=torch.bool).reshape(-1)
         if x.device.type != "cpu":
             f32 = {"dtype": torch.float32, "device": x.device}
-            x = x.flip(-1) if flip else x
+            if flips.any():
+                x = torch.where(flips.to(x.device).view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
             return torch.addcmul(torch.tensor(shift, **f32).view(3, 1, 1, 1), x,
                                  torch.tensor(scale, **f32).view(3, 1, 1, 1), out=torch.empty(x.shape, **f32))
         a = x.numpy()
-        a = a[..., ::-1] if flip else a
         out = np.empty(a.shape, np.float32)
         scale32 = np.array(scale, np.float32).reshape(3, 1, 1, 1)
         shift32 = np.array(shift, np.float32).reshape(3, 1, 1, 1)
         # Frames per pass: as many as fill about _CHUNK_BYTES of output (one 224x224 frame; a whole
         # 8x64x64 clip, where a loop over frames would only add calls).
         step = max(1, _CHUNK_BYTES // max(1, 12 * a.shape[-2] * a.shape[-1]))
-        for clip, clip_out in zip(a if a.ndim == 5 else a[None], out if out.ndim == 5 else out[None]):  # views
+        clips = a if a.ndim == 5 else a[None]
+        flips = flips.expand(len(clips)).tolist() if flips.numel() == 1 else flips.tolist()
+        for clip, clip_out, mirrored in zip(clips, out if out.ndim == 5 else out[None], flips):  # views
+            clip = clip[..., ::-1] if mirrored else clip  # read mirrored: a negative stride, no copy
             for t in range(0, a.shape[-3], step):
                 chunk = clip_out[:, t : t + step]
                 chunk[...] = clip[:, t : t + step]  # the cast: exact for uint8

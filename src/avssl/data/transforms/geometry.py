@@ -68,13 +68,13 @@ def select_pixels(clip, transform: Callable | None, rng: np.random.Generator | N
     return x, flip, steps
 
 
-def uint8_crop(clip, transform: Callable | None, rng: np.random.Generator | None) -> Tensor:
-    """The leading crops and flips of ``transform`` on the uint8 ``(T, H, W, 3)`` clip, as a new uint8
-    ``(T, h, w, 3)`` tensor (a quarter of the float clip's bytes); the rest of the chain is left to
-    whoever finishes the clip (``data.finish``)."""
+def uint8_crop(clip, transform: Callable | None, rng: np.random.Generator | None) -> tuple[Tensor, bool]:
+    """The leading crops of ``transform`` on the uint8 ``(T, H, W, 3)`` clip, as a new uint8 ``(T, h, w, 3)``
+    tensor (a quarter of the float clip's bytes), and whether its flips left it mirrored: the flip and
+    the rest of the chain are left to whoever finishes the clip (``data.finish``), since mirroring
+    3-byte pixels costs 10x the plain copy here (1.4 against 0.12 ms for 8x224x224)."""
     x, flip, _ = select_pixels(clip, transform, rng)
-    a = x.permute(1, 2, 3, 0).numpy()  # back to the decode's channels-last layout: one plain copy below
-    return torch.from_numpy(np.ascontiguousarray(a[:, :, ::-1] if flip else a))
+    return torch.from_numpy(np.ascontiguousarray(x.permute(1, 2, 3, 0).numpy())), flip
 
 
 def normalize_only(transform: Callable | None) -> Normalize | None:
