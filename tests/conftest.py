@@ -259,6 +259,23 @@ def raises_naming(path, fn, match):
 
 # --- video clips and transforms (test_transforms_*.py, test_dataset.py) -------------------------------
 
+def noise_entries(root, count=3, height=48, width=64):
+    """``count`` 3 s mp4 videos (uniform noise frames, 30 fps, 1 s GOP) with a 44.1 kHz stereo two-tone
+    chord, as dataset entries."""
+    from avssl.data.dataset import VideoEntry
+    from avssl.data.writer import write_av
+
+    gen = np.random.default_rng(0)
+    t = np.arange(3 * 44100) / 44100
+    out = []
+    for i in range(count):
+        audio = np.stack([0.3 * np.sin(2 * np.pi * (220 + 50 * i) * t), 0.2 * np.sin(2 * np.pi * 523 * t)])
+        path = write_av(root / f"v{i}.mp4", gen.integers(0, 256, (90, height, width, 3), dtype=np.uint8), 30,
+                        audio.astype(np.float32), 44100, gop=30)
+        out.append(VideoEntry(str(path), 3.0, -1, i))
+    return out
+
+
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
 

@@ -4,30 +4,19 @@ import pytest
 import torch
 
 from avssl.config import resolve
-from avssl.data.dataset import ClipDataset, VideoEntry
+from avssl.data.dataset import ClipDataset
 from avssl.data.pipeline import clip_spec, logmel_config, make_dataset
 from avssl.data.media import decode_clip
 from avssl.data.samplers import RandomClipSampler
 from avssl.data.transforms import KINETICS_MEAN, KINETICS_STD, Compose, RandomHorizontalFlip, to_tensor_video
-from avssl.data.writer import write_av
-from conftest import rng
+from conftest import noise_entries, rng
 
 SEED = 3
 
 
 @pytest.fixture(scope="module")
 def entries(tmp_path_factory):
-    """Three 3 s videos (48x64 noise, 30 fps) with a 44.1 kHz stereo tone."""
-    root = tmp_path_factory.mktemp("dataset")
-    rng = np.random.default_rng(0)
-    t = np.arange(3 * 44100) / 44100
-    out = []
-    for i in range(3):
-        audio = np.stack([0.3 * np.sin(2 * np.pi * (220 + 50 * i) * t), 0.2 * np.sin(2 * np.pi * 523 * t)])
-        path = write_av(root / f"v{i}.mp4", rng.integers(0, 256, (90, 48, 64, 3), dtype=np.uint8), 30,
-                        audio.astype(np.float32), 44100, gop=30)
-        out.append(VideoEntry(str(path), 3.0, -1, i))
-    return out
+    return noise_entries(tmp_path_factory.mktemp("dataset"))
 
 
 def test_train_items_match_converting_the_whole_clip_first(entries):

@@ -1,35 +1,23 @@
 """Finishing clips batched on the device (data.finish): on real mp4 files, batches finished that way equal
 batches of items finished one by one, bit for bit on the CPU; chains that need per-clip float work stay
 finished in the items; the loader setting is checked."""
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import Subset
 
 from avssl.config import LoaderConfig, resolve
-from avssl.data.dataset import VideoEntry, collate_clips
+from avssl.data.dataset import collate_clips
 from avssl.data.finish import BatchFinisher, FinishedBatches
 from avssl.data.pipeline import clip_spec, make_dataset, make_loader
 from avssl.data.views import SyncNegatives
-from avssl.data.writer import write_av
-from conftest import refused_config
+from conftest import noise_entries, refused_config
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
 def entries(tmp_path_factory):
-    """Four 3 s videos (56x72 noise, 30 fps, 1 s GOP) with a 44.1 kHz stereo chord."""
-    root = tmp_path_factory.mktemp("finish")
-    gen = np.random.default_rng(1)
-    t = np.arange(3 * 44100) / 44100
-    out = []
-    for i in range(4):
-        audio = np.stack([0.3 * np.sin(2 * np.pi * (200 + 70 * i) * t), 0.2 * np.sin(2 * np.pi * 440 * t)])
-        path = write_av(root / f"v{i}.mp4", gen.integers(0, 256, (90, 56, 72, 3), dtype=np.uint8), 30,
-                        audio.astype(np.float32), 44100, gop=30)
-        out.append(VideoEntry(str(path), 3.0, -1, i))
-    return out
+    return noise_entries(tmp_path_factory.mktemp("finish"), count=4, height=56, width=72)
 
 
 def batches_both_ways(dataset, finish_on, batch_size=2):
