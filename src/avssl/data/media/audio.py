@@ -25,7 +25,7 @@ class AudioSink:
         self.src, self.stream, self.rate = src, src.audio, rate
         self.time_base = time_base_of(self.stream)
         self.first, self.stop = first, stop  # window [first, stop) in output samples; stop None: to the end
-        self.lead_in = audio_margins(self.stream)[1]
+        self.needed, self.lead_in = audio_margins(self.stream)
         # AAC decoders also emit the encoder's padding after the last real sample; a precise
         # stream duration in the header (mp4) says where the real audio ends.
         self.declared_end = src.end_of(self.stream, precise=True)
@@ -88,7 +88,7 @@ class AudioSink:
             stamped = t is not None
             if not stamped:
                 t = 0.0
-            if self.may_reseek and t > self.first / self.rate - audio_margins(self.stream)[0] + EPS:
+            if self.may_reseek and t > self.first / self.rate - self.needed + EPS:
                 raise Reseek
             # The seek went to the video keyframe, often seconds before the window: skip converting
             # and resampling that audio.
@@ -138,12 +138,32 @@ class AudioSink:
         return out
 
 
+# Demuxers that position every track at its own sample at or before the seek's keyframe time
+# (libavformat's mov/mp4 reader), so audio never starts after the seek target. Matroska and FLV drop
+# the audio before the keyframe instead (the first audio packet then starts up to one codec frame
+# after it: 5-8% of seeks landed after the target). MPEG-TS and AVI landed at or before it on one
+# file each, but their seeks are generic (timestamp search, sparse index): they keep the extra frame.
+AUDIO_AT_OR_BEFORE_KEYFRAME = frozenset({"mov,mp4,m4a,3gp,3g2,mj2"})
+
+
 def audio_margins(stream) -> tuple[float, float]:
-    """(needed, lead_in) in seconds. ``needed``: audio that must be decoded before a window,
-    because AAC-like codecs rebuild a frame from the previous one (MDCT overlap) and the
-    resampler needs some history. ``lead_in``: how far before the window to seek, one frame more
-    than needed so that a seek landing exactly there still satisfies ``needed``."""
+    """(needed, lead_in) in seconds. ``needed``: audio that must be decoded before a window: one
+    codec frame, because AAC-like codecs rebuild a frame from the previous one (MDCT overlap; the
+    first frame decoded after a seek is wrong, the next ones are the continuous decode's), and
+    10 ms for the resampler's history (its start-up changes 1-2 ms of output at 8-96 kHz -> 16 kHz).
+
+    ``lead_in``: how far before the window to seek. AAC-LC in mp4/mov: ``needed``, since the audio
+    starts at or before the seek target there. Elsewhere one frame more: so that a seek landing on a
+    keyframe exactly there still satisfies ``needed`` when the first audio packet comes up to a frame
+    after the keyframe (Matroska, FLV); and for other codecs, whose decoders may need more than one
+    frame (AAC Main's predictor, LTP and HE-AAC's SBR keep state longer; MP3's bit reservoir does:
+    with one frame + 10 ms a window's first 5-22 ms came out wrong, by up to 0.4; with two, exact).
+    Where the audio starts later than ``needed`` anyway, :class:`AudioSink` asks for a seek further
+    back: for AAC-LC the extra frame only saves that second seek."""
     codec = stream.codec_context
     frame = codec.frame_size / codec.sample_rate if codec.sample_rate else 0.0
     needed = frame + 0.01
+    if (frame > 0 and codec.name == "aac" and codec.profile == "LC"
+            and stream.container.format.name in AUDIO_AT_OR_BEFORE_KEYFRAME):
+        return needed, needed
     return needed, needed + max(frame, 0.01)
