@@ -41,7 +41,12 @@ def module_version(name: str) -> str | None:
 
 def code_state(paths) -> dict:
     """Which code was measured: git HEAD, and a hash of each relevant source file as it was on disk
-    (the working tree may hold uncommitted changes)."""
+    (the working tree may hold uncommitted changes). ``src/avssl/...`` files are hashed where the
+    imported ``avssl`` is (``avssl_from``: another checkout when PYTHONPATH points there), the rest
+    beside this script."""
+    import avssl
+
+    package = Path(avssl.__file__).resolve().parent
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -53,11 +58,12 @@ def code_state(paths) -> dict:
         head, dirty = None, None
     sha = {}
     for p in paths:
+        path = package / p[len("src/avssl/"):] if p.startswith("src/avssl/") else root / p
         try:
-            sha[p] = hashlib.sha1((root / p).read_bytes()).hexdigest()[:12]
+            sha[p] = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
         except OSError:
             sha[p] = None
-    return {"git_head": head, "uncommitted": dirty, "sha1": sha}
+    return {"git_head": head, "uncommitted": dirty, "sha1": sha, "avssl_from": str(package)}
 
 
 def benchmark_parser(doc: str):
