@@ -399,8 +399,11 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
             "disk_mb": round(dir_bytes(paths) / 1e6, 2),
         })
     if args.scaling:
-        results["scaling"] = worker_scaling(args, ds, [(str(sets[k][v]), s) for k in (source_set, list(sets)[-1])
-                                                       for v, s in starts[:max(4, len(starts) // 2)]])
+        pairs = [(str(sets[k][v]), s) for k in (source_set, list(sets)[-1]) for v, s in starts[:max(4, len(starts) // 2)]]
+        results["scaling"] = worker_scaling(args, ds, pairs)
+        # The same epochs with clips finished batched in the main process (loader.finish_on=device on
+        # this CPU): the workers send uint8 crops and waveforms, a quarter of the bytes.
+        results["scaling_finish_on_device"] = worker_scaling(args, ds_device, pairs, finish, torch.device("cpu"))
     return results
 
 
@@ -469,10 +472,12 @@ def markdown(results: dict) -> str:
         lines += ["", "| preset | " + " | ".join(f"{w} workers clips/s" for w in counts) + " | speed-up |",
                   "|---|" + "---|" * (len(counts) + 1)]
         for p in scaling:
-            sc = p["scaling"]
-            speed = next(v for k, v in sc.items() if k.startswith("speedup"))
-            lines.append(f"| {p['preset']} | " + " | ".join(str(sc["clips_per_s"][w]) for w in counts) + " | "
-                         + ", ".join(f"{w}: {speed[w]}x" for w in counts) + " |")
+            for key, where in (("scaling", "items"), ("scaling_finish_on_device", "main process")):
+                sc = p[key]
+                speed = next(v for k, v in sc.items() if k.startswith("speedup"))
+                lines.append(f"| {p['preset']}, finished in the {where} | "
+                             + " | ".join(str(sc["clips_per_s"][w]) for w in counts) + " | "
+                             + ", ".join(f"{w}: {speed[w]}x" for w in counts) + " |")
     return "\n".join(lines) + "\n"
 
 

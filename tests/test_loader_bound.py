@@ -94,5 +94,5 @@ def test_bench_loader_bound_quick(tmp_path):
         assert set(s["cpu_ms_per_clip"]) == {"bound", "decode", "sampler", "sampler_device", "reference"}
         assert min(s["cpu_decode_over_bound"], s["cpu_sampler_over_bound"], s["cpu_reference_over_bound"],
                    s["cpu_sampler_device_over_bound"], s["finish_cpu_ms_per_clip"]) > 0
-    assert set(p["scaling"]["clips_per_s"]) == {"0", "1"}
+    assert set(p["scaling"]["clips_per_s"]) == set(p["scaling_finish_on_device"]["clips_per_s"]) == {"0", "1"}
     assert (tmp_path / "t.md").read_text().startswith("|")
