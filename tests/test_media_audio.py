@@ -9,8 +9,9 @@ import pytest
 from avssl.data.media import audio as media_audio, source as media_source
 from avssl.data.media import AUDIO_SLACK, decode_audio, decode_clip, decode_full
 from avssl.data.prepare import PrepareTarget, prepare_file
+from avssl.data.writer import write_av
 from avssl.errors import MediaError
-from conftest import FPS
+from conftest import FPS, _click, _index_video, _tone
 
 
 def _audio_from_seek_point(path, start: float, seek_stream: str, rate: int = 16000) -> np.ndarray:
@@ -157,3 +158,100 @@ def test_aac_in_mp4_seeks_one_codec_frame_and_10_ms_before_the_window(pns_free, 
             extra.append(bound - first)
     if extra:
         assert set(extra) <= {0, 1} and 0 < sum(extra) < len(extra) / 2, extra
+
+
+# --- Opus and Vorbis: the audio of YouTube downloads (.webm/.mkv) ------------------------------------
+
+def _downloads_audio(rate: int, seconds: float = 3.0) -> np.ndarray:
+    """Stereo audio whose errors show: the tone pair of the other tests, a 3.1 kHz tone (a 0.5 ms shift
+    turns it upside down) and a click every 97 ms."""
+    tone = _tone(rate, seconds)
+    t = np.arange(tone.size) / rate
+    audio = tone + 0.1 * np.sin(2 * np.pi * 3100 * t).astype(np.float32)
+    click = _click(rate) * 0.5
+    for at in np.arange(0.05, seconds - 0.01, 0.097):
+        i = round(at * rate)
+        audio[i : i + click.size] += click[: audio.size - i]
+    return np.stack([audio, 0.8 * audio[::-1]])
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory):
+    """Opus (libopus, 48 kHz) and Vorbis (FFmpeg's encoder, 48 kHz) in Matroska with H.264 video (0.5 s
+    GOP), in audio-only WebM, and Opus in mp4 (exact timestamps, for comparison)."""
+    root = tmp_path_factory.mktemp("downloads")
+    audio, video = _downloads_audio(48000), _index_video(3 * FPS)
+    files = {}
+    for name, codec, with_video in [("opus.mkv", "libopus", True), ("opus.webm", "libopus", False),
+                                    ("opus.mp4", "libopus", True), ("vorbis.mkv", "vorbis", True),
+                                    ("vorbis.webm", "vorbis", False)]:
+        files[name.replace(".", "_")] = write_av(root / name, video if with_video else None, FPS, audio, 48000,
+                                                 gop=FPS // 2, audio_codec=codec)
+    return files
+
+
+def _windows(path, rate: int, starts, monkeypatch):
+    """(start, how, window, seeks) for audio-only and (if the file has video) video seeks."""
+    seeks = []
+    real_seek = media_source.Source.seek
+
+    def seek(self, t, stream):
+        seeks.append(t)
+        return real_seek(self, t, stream)
+
+    monkeypatch.setattr(media_source.Source, "seek", seek)
+    with media_source.Source(path) as src:
+        has_video = src.video is not None
+    for start in starts:
+        seeks.clear()
+        yield start, "audio seek", decode_audio(path, start, 0.5, sample_rate=rate), len(seeks)
+        if has_video:
+            seeks.clear()
+            yield start, "video seek", decode_clip(path, start, 1, FPS, 0.5, sample_rate=rate)[1], len(seeks)
+
+
+@pytest.mark.parametrize("name", ["opus_mp4", "opus_mkv", "opus_webm"])
+def test_opus_windows_equal_the_whole_file_decode_after_a_pre_roll(downloads, name, monkeypatch):
+    """Opus decoders converge only gradually after a seek (CELT predicts each band's energy from the
+    previous frame's): decoding from 10-20 ms before the window (the margin a frame size of 0 at
+    opening gave) left errors up to 0.26 (mp4, mkv) and 0.32 (WebM) in these files' audio-seek windows
+    and 0.02-0.04 in video-seek ones (50 windows each). avssl decodes OPUS_PREROLL (0.2 s) + 10 ms
+    before the window: then at most 6.3e-4 (audio seeks) and 2.5e-5 (video seeks, mostly from an
+    earlier keyframe); hence 2e-3, 100 times below the old errors.
+
+    Matroska stores whole milliseconds: Opus packets start at 13.5 + 20k ms (the 6.5 ms pre-skip) and
+    are stamped 0.5 ms late, and when resampling starts on the first frame after opening, which the
+    decoder trims by the pre-skip and re-stamps rounded, 1 ms late: windows after a seek sit 0, 8 or
+    16 samples late at 16 kHz against the whole-file decode (see AudioSink; mp4's timestamps are exact)."""
+    path = downloads[name]
+    _, whole = decode_full(path, FPS, video=False)
+    lags = (0,) if name.endswith("mp4") else (0, 8, 16)
+    starts = [*np.linspace(0.0, 2.45, 15), *np.random.default_rng(0).uniform(0.3, 2.45, 10)]
+    for start, how, window, seeks in _windows(path, 16000, starts, monkeypatch):
+        first = round(start * 16000)
+        err = min(np.abs(window - whole[first - lag : first - lag + window.size]).max()
+                  for lag in lags if first >= lag)
+        assert err <= 2e-3, f"{how} at {start:.3f}: {err:.2e}"
+        assert seeks == 1, f"{how} at {start:.3f}: {seeks} seeks"
+
+
+@pytest.mark.parametrize("name", ["vorbis_mkv", "vorbis_webm"])
+def test_vorbis_windows_need_one_seek_and_equal_the_whole_file_decode(downloads, name, monkeypatch):
+    """FFmpeg's Vorbis decoder outputs nothing for the first packet after a seek and the continuous
+    decode's samples from the next one on (the previous block's overlap is all it needs), so the 10 ms
+    margin was exact; but the seek went only 20 ms before the window, and with the withheld packet
+    (21.3 ms at 48 kHz) the audio started too late for half the audio-only windows (25 of 50 in the
+    WebM file), which then seeked again 1 s further back. avssl now seeks two of the longest packets
+    (half the long block, from the header) + 10 ms before the window: one seek.
+
+    At 48 kHz (no resampling) the windows equal the whole-file decode bit for bit once shifted by the
+    Matroska rounding: 21.3 ms packets are stamped up to 1/3 ms (16 samples) off."""
+    path = downloads[name]
+    _, whole = decode_full(path, FPS, video=False, sample_rate=48000)
+    starts = [*np.linspace(0.0, 2.45, 15), *np.random.default_rng(0).uniform(0.3, 2.45, 10)]
+    for start, how, window, seeks in _windows(path, 48000, starts, monkeypatch):
+        first = round(start * 48000)
+        err = min(np.abs(window - whole[first - lag : first - lag + window.size]).max()
+                  for lag in (-16, 0, 16) if first >= lag)
+        assert err == 0, f"{how} at {start:.3f}: {err:.2e}"
+        assert seeks == 1, f"{how} at {start:.3f}: {seeks} seeks"

@@ -1,4 +1,4 @@
-"""Write real mp4 files (H.264 video + AAC audio) with PyAV.
+"""Write real media files (H.264 video + AAC audio by default) with PyAV.
 
 Used by the demo-world generator, the benchmarks and the tests, which all need genuine media files
 rather than tensors pretending to be decoded video.
@@ -23,9 +23,13 @@ def write_av(
     sample_rate: int = 16000,
     gop: int | None = None,
     crf: int = 23,
+    audio_codec: str = "aac",
 ) -> Path:
     """Encode ``video`` (uint8, T x H x W x 3, RGB) and/or ``audio`` (float32 in [-1, 1], shape (n,)
-    or (channels, n)) into one container at ``path``. Either stream may be omitted.
+    or (channels, n)) into one container at ``path``. Either stream may be omitted. The container
+    follows the suffix (.mp4/.m4v/.mov: mp4; else FFmpeg's guess: .mkv Matroska, .webm WebM, which
+    takes no H.264, so audio only). ``audio_codec``: an FFmpeg encoder, e.g. "libopus" (48 kHz and
+    other Opus rates only) or "vorbis" (FFmpeg's own, experimental, encoder) for downloads-like files.
 
     ``gop`` sets the keyframe interval (``None``: the encoder's default), which matters for seek cost.
     The file is written to a temporary name and renamed, so a crash never leaves a half-written file.
@@ -59,8 +63,10 @@ def write_av(
                 audio = audio[None]
             if audio.shape[0] not in _LAYOUTS:
                 raise ValueError(f"audio must have 1, 2 or 6 channels, got {audio.shape[0]}")
-            astream = container.add_stream("aac", rate=int(sample_rate))
+            astream = container.add_stream(audio_codec, rate=int(sample_rate))
             astream.layout = _LAYOUTS[audio.shape[0]]
+            if astream.codec_context.codec.experimental:
+                astream.codec_context.options = {"strict": "experimental"}
         if vstream is not None:
             for frame in video:
                 for packet in vstream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
@@ -68,7 +74,7 @@ def write_av(
             for packet in vstream.encode():
                 container.mux(packet)
         if astream is not None:
-            chunk = 1024  # AAC's frame size
+            chunk = 1024  # AAC's frame size (PyAV re-chunks for encoders with another one)
             audio = np.clip(audio, -1.0, 1.0)
             for start in range(0, audio.shape[1], chunk):
                 frame = av.AudioFrame.from_ndarray(

@@ -19,7 +19,17 @@ class AudioSink:
     """Decoded audio, downmixed to mono and resampled to ``rate``, as output samples with global
     indices (sample k is at time k / rate). Resampling starts on an input sample whose time is
     also on the output grid, so a window decoded after a seek has the same samples as the same
-    window cut from a whole-file decode."""
+    window cut from a whole-file decode (Opus: within its decoder's convergence, see
+    :data:`OPUS_PREROLL`).
+
+    Except by up to 1 ms in Matroska/WebM, whose timestamps are whole milliseconds: a window after a
+    seek is placed by the rounded timestamp of the frame resampling starts on, the whole-file decode
+    by counting samples from the first frame. Measured (50 windows per file): Vorbis at 44.1/48 kHz
+    (23.2/21.3 ms packets) and AAC at 44.1 kHz up to 0.5 ms either way; Opus, whose packets start at
+    13.5 + 20k ms (a 6.5 ms pre-skip), 0.5 ms late, or 1 ms when resampling starts on the first frame
+    after opening, which the decoder trims by the pre-skip and re-stamps rounded again. The true
+    times are lost in the file; snapping to the codec's frame grid would fix fixed-frame codecs (Opus:
+    2.5 ms steps) only, and 1 ms is 1/33 of a video frame, so windows keep the timestamps' shift."""
 
     def __init__(self, src: Source, rate: int, first: int, stop: int | None):
         self.src, self.stream, self.rate = src, src.audio, rate
@@ -146,6 +156,33 @@ class AudioSink:
 AUDIO_AT_OR_BEFORE_KEYFRAME = frozenset({"mov,mp4,m4a,3gp,3g2,mj2"})
 
 
+# Opus decoders converge only gradually after a seek (CELT predicts each band's energy from the previous
+# frame's; SILK's filters and gains carry over too): no pre-roll makes the output exact. Measured at
+# 16 kHz against whole-file decodes (0.5 s windows, 40 per file), largest error with that much decoded
+# before the window: CELT (tones, music; 64-160 kbit/s) 0.23-0.29 with none, 2-3.4e-2 with 80 ms (RFC
+# 7845's and Matroska's SeekPreRoll: "perceptually" converged), 6e-4 with 0.2 s, 2e-5 with 0.3 s;
+# SILK and hybrid (synthetic speech, 12-32 kbit/s) 0.16-0.19 with 80 ms, 1.1-1.6e-2 with 0.2 s,
+# 3-7e-3 with 0.4 s, 1.4e-5 with 0.5 s. (libopus's decoder converges as FFmpeg's does: 0.43, 0.29,
+# 0.16, 0.10 in the 1st-4th 20 ms packet.) The codecs' own coding error: 4e-3-2.5e-2 (CELT), 4e-2
+# (SILK) rms. Each 0.1 s of lead-in also costs, on average, 0.1 s more video decoded from an earlier
+# keyframe (3 frames per clip at 30 fps). 0.2 s: below the coding error for both.
+OPUS_PREROLL = 0.2
+# libopus's default packet duration: how late after a Matroska keyframe the first audio packet may
+# start; longer packets only cost a second seek, never samples.
+OPUS_PACKET = 0.02
+
+
+def vorbis_packet_samples(codec) -> int:
+    """The longest Vorbis packet's output in samples: half the long block size, from the identification
+    header in the extradata (Xiph-laced headers in Matroska and Ogg); the largest the format allows
+    (8192) if it cannot be read."""
+    data = bytes(codec.extradata or b"")
+    at = data.find(b"\x01vorbis")
+    if at >= 0 and len(data) > at + 28:
+        return (1 << (data[at + 28] >> 4)) // 2
+    return 8192 // 2
+
+
 def audio_margins(stream) -> tuple[float, float]:
     """(needed, lead_in) in seconds. ``needed``: audio that must be decoded before a window: one
     codec frame, because AAC-like codecs rebuild a frame from the previous one (MDCT overlap; the
@@ -159,11 +196,28 @@ def audio_margins(stream) -> tuple[float, float]:
     frame (AAC Main's predictor, LTP and HE-AAC's SBR keep state longer; MP3's bit reservoir does:
     with one frame + 10 ms a window's first 5-22 ms came out wrong, by up to 0.4; with two, exact).
     Where the audio starts later than ``needed`` anyway, :class:`AudioSink` asks for a seek further
-    back: for AAC-LC the extra frame only saves that second seek."""
+    back: for AAC-LC the extra frame only saves that second seek.
+
+    Opus and Vorbis report a frame size of 0 when the file is opened (their packets' lengths vary), and
+    got 10 ms. Opus: ``needed`` is :data:`OPUS_PREROLL` + 10 ms (with 10 ms windows came out wrong by
+    up to 0.43 in their first 20 ms and 0.19 after), ``lead_in`` one 20 ms packet more outside mp4/mov.
+    Vorbis: FFmpeg's decoder outputs nothing for the first packet after a seek and the continuous
+    decode's samples from the next one (the previous block's overlap is all it needs: bit-identical
+    windows at 48 kHz), so ``needed`` stays 10 ms; but the seek must reach back over that withheld
+    packet and, in Matroska, one more, each at most half the long block (from the header): with 20 ms,
+    22-27 of 50 audio-only seeks started too late and seeked again 1 s further back; now none."""
     codec = stream.codec_context
-    frame = codec.frame_size / codec.sample_rate if codec.sample_rate else 0.0
+    rate = codec.sample_rate
+    at_or_before = stream.container.format.name in AUDIO_AT_OR_BEFORE_KEYFRAME
+    kind = codec.codec.canonical_name  # the format, whichever decoder (FFmpeg's or libopus/libvorbis)
+    if kind == "opus":
+        needed = OPUS_PREROLL + 0.01
+        return needed, needed + (0.0 if at_or_before else OPUS_PACKET)
+    if kind == "vorbis":
+        packet = vorbis_packet_samples(codec) / rate if rate else 0.0
+        return 0.01, 0.01 + (1 if at_or_before else 2) * packet
+    frame = codec.frame_size / rate if rate else 0.0
     needed = frame + 0.01
-    if (frame > 0 and codec.name == "aac" and codec.profile == "LC"
-            and stream.container.format.name in AUDIO_AT_OR_BEFORE_KEYFRAME):
+    if frame > 0 and codec.name == "aac" and codec.profile == "LC" and at_or_before:
         return needed, needed
     return needed, needed + max(frame, 0.01)
