@@ -30,10 +30,11 @@ time (decoder threads included: clips per core when every core is busy):
   sampler    a ``ClipDataset`` item: ``decode_clip`` + crop, flip, normalise, volume jitter, log-mel
              (its time is also split by stage: decode, video tensor, audio tensor)
   sampler_device  the item a loader hands over when clips are finished on the device
-             (``loader.finish_on=device``, ``data.finish``): ``decode_clip`` + the uint8 crop, flipped,
-             and the waveform times its volume gain; the normalisation and log-mel it leaves are
-             timed apart, batched (``finish_cpu_ms_per_clip``: on this CPU; on a GPU they take
-             microseconds and no loading core)
+             (``loader.finish_on=device``, ``data.finish``): ``decode_clip`` + the uint8 crop and
+             its flip, and the waveform times its volume gain; the flip, normalisation and log-mel
+             it leaves are timed apart, batched (``finish_cpu_ms_per_clip``: on this CPU; on a GPU
+             they take no loading core). For a preset whose clips cannot be finished there
+             (crisscross-paper's per-clip colour and spectrogram augmentations) it is the sampler.
   reference  the public-project loader (RGB clip cropped, mono 16 kHz audio)
 
 Sets: originals with x264's default long GOP (250, B-frames) and a 1 s GOP (30, B-frames), and the
@@ -283,7 +284,10 @@ def sampler_item(ds, path: str, start: float, i: int, stages: dict | None = None
 
 def finish_cost(finish, items: list, batch_size: int, repeats: int) -> float:
     """CPU ms per clip of finishing ``items`` (unfinished) in batches of ``batch_size`` on this CPU,
-    one torch thread (median over ``repeats``): the work ``sampler_device`` leaves to the device."""
+    one torch thread (median over ``repeats``): the work ``sampler_device`` leaves to the device
+    (none where the preset's clips cannot be finished there: ``finish`` None)."""
+    if finish is None:
+        return 0.0
     batches = [collate_clips(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -321,10 +325,11 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
     sets[f"prepared ({target.short_side}p)"] = [Path(i.path) for i in Manifest.read(prep.manifest)]
     ds = make_dataset(cfg, [], spec, "train", seed=0)
     ds_device = make_dataset(cfg, [], spec, "train", seed=0)
-    ds_device.finish_in_items = False  # what make_loader sets for loader.finish_on=device
-    finish, _ = BatchFinisher.of(ds_device)
+    finish, why_not = BatchFinisher.of(ds_device)
+    ds_device.finish_in_items = finish is None  # as make_loader sets it for loader.finish_on=device
     nf, fps, adur, sr, side = spec.num_frames, spec.fps, spec.audio_duration, spec.sample_rate, spec.short_side
     results = {"preset": name, "clip": f"{nf}x{cfg.video.crop}x{cfg.video.crop} at {fps:g} fps from short side {side}",
+               "finished_on_device": why_not or "yes",
                "prepare": {"from": source_set, "files": prep.prepared + prep.kept, "wall_s": round(prepare_s, 2),
                            "newly_prepared": prep.prepared, "workers": args.prepare_workers},
                "sets": []}
@@ -403,7 +408,8 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
         results["scaling"] = worker_scaling(args, ds, pairs)
         # The same epochs with clips finished batched in the main process (loader.finish_on=device on
         # this CPU): the workers send uint8 crops and waveforms, a quarter of the bytes.
-        results["scaling_finish_on_device"] = worker_scaling(args, ds_device, pairs, finish, torch.device("cpu"))
+        if finish is not None:
+            results["scaling_finish_on_device"] = worker_scaling(args, ds_device, pairs, finish, torch.device("cpu"))
     return results
 
 
@@ -473,6 +479,8 @@ def markdown(results: dict) -> str:
                   "|---|" + "---|" * (len(counts) + 1)]
         for p in scaling:
             for key, where in (("scaling", "items"), ("scaling_finish_on_device", "main process")):
+                if key not in p:
+                    continue
                 sc = p[key]
                 speed = next(v for k, v in sc.items() if k.startswith("speedup"))
                 lines.append(f"| {p['preset']}, finished in the {where} | "
