@@ -157,3 +157,5 @@ def test_normalize_from_uint8_of_a_batch_is_each_clip_normalised(media_files):
         per_clip = flips if isinstance(flips, list) else [flips] * 3
         for clip, flip, want in zip(crops, per_clip, got):
             assert torch.equal(normalize.from_uint8(clip.permute(3, 0, 1, 2), flip=flip), want)
+    with pytest.raises(ValueError, match="2 flips for 3 clips"):
+        normalize.from_uint8(crops.permute(0, 4, 1, 2, 3), flip=torch.tensor([True, False]))

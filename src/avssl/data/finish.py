@@ -1,14 +1,15 @@
 """Finishing clips batched on the training device: the loading cores hand over the uint8 video crop
 and the waveform, and the normalisation and the log-mel are done there, a batch at a time.
 
-On an accelerator this takes the float conversion and the log-mel (4 of about 20 ms of CPU per
-prepared xdc-paper clip, BENCHMARKS.md section 7) off the cores that decode, and a batch travels
+On an accelerator this takes the flip, the float conversion and the log-mel (about 3 of 19 ms of CPU
+per prepared xdc-paper clip, BENCHMARKS.md section 7) off the cores that decode, and a batch travels
 (between processes, pinned, to the device) as a quarter of the bytes. The values are those of the
 items finished one by one: the same float32 operations, bit for bit on the CPU.
 
 A dataset can be finished this way when its video chain is crops and flips then one Normalize and
 it has no spectrogram augmentation (every preset's evaluation clips; training clips of every preset
-but crisscross-paper, whose colour and spectrogram augmentations run per clip after normalisation).
+but crisscross-paper, whose multi-scale crops, colour and spectrogram augmentations run per clip on
+float tensors).
 
     finish, why_not = BatchFinisher.of(dataset)      # None and a reason when the chains do not allow it
     batch = finish(batch, device)                     # video (B, 3, T, H, W) float32, audio (B, 1, F, P)
@@ -22,6 +23,7 @@ from .logmel import LogMelSpectrogram
 from .transforms import Normalize
 from .transforms.geometry import chain_steps, normalize_only
 from .views import window_modality
+
 
 @dataclass
 class BatchFinisher:

@@ -211,7 +211,7 @@ class Normalize:
         scale = [1 / (255 * s) for s in self.std]
         shift = [-m / s for m, s in zip(self.mean, self.std)]
         flips = torch.as_tensor(flip, dtype=torch.bool).reshape(-1)
-        if x.device.type != "cpu":
+        if x.device.type != "cpu":  # (a wrong number of flips fails to broadcast in torch.where)
             f32 = {"dtype": torch.float32, "device": x.device}
             if flips.any():
                 x = torch.where(flips.to(x.device).view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
@@ -225,6 +225,8 @@ class Normalize:
         # 8x64x64 clip, where a loop over frames would only add calls).
         step = max(1, _CHUNK_BYTES // max(1, 12 * a.shape[-2] * a.shape[-1]))
         clips = a if a.ndim == 5 else a[None]
+        if flips.numel() not in (1, len(clips)):
+            raise ValueError(f"from_uint8: {flips.numel()} flips for {len(clips)} clips")
         flips = flips.expand(len(clips)).tolist() if flips.numel() == 1 else flips.tolist()
         for clip, clip_out, mirrored in zip(clips, out if out.ndim == 5 else out[None], flips):  # views
             clip = clip[..., ::-1] if mirrored else clip  # read mirrored: a negative stride, no copy
