@@ -286,3 +286,20 @@ def test_cutout_and_normalize_in_place_equal_their_copies(media_files, seed):
 
 def test_cutout_seeds_cover_both_outcomes():
     assert {rng(seed).random() < 0.5 for seed in range(6)} == {True, False}
+
+
+@pytest.mark.parametrize("sigma", [0.12, 0.15, 0.22, 0.29, 0.36, 0.38])
+def test_blur_with_zero_and_subnormal_taps_stays_the_gaussian(media_files, sigma):
+    """Sigmas whose outer taps are 0 or subnormal in float32 (the shifted sums leave out taps under
+    2^-103, whose products are subnormal and slow): within 1e-6 of the float64 reference and of the
+    convolution, which keeps them (they were equal bit for bit where this was written: the products
+    left out vanish in any sum over ~1e-22)."""
+    from avssl.data.transforms import colour
+
+    x = _decoded(media_files, start=2.2, short_side=30)
+    got = GaussianBlur(11, sigma=(sigma, sigma), p=1.0)(x, rng())
+    torch.testing.assert_close(got.double(), _blur_ref(x, 11, sigma), rtol=0, atol=1e-6)
+    offsets = torch.arange(-5, 6, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2.0 * sigma**2))
+    assert kernel.min() < 2.0**-103  # the case this is about (0.38: a normal tap, most of its products subnormal)
+    torch.testing.assert_close(got, colour._blur_conv(x, kernel / kernel.sum()), rtol=0, atol=1e-6)

@@ -180,8 +180,17 @@ def _blur_shifts(x: Tensor, kernel: list[float]) -> Tensor:
     views of the padded planes, a few planes at a time (about _BLUR_CHUNK_BYTES: they stay in cache
     across the taps). The vertical pass needs only the rows padded (reflecting rows commutes with
     blurring columns), the horizontal one reflects the columns of its result. Same sums in the same
-    order as the convolution (bit for bit the same values on this machine; float rounding at most)."""
+    order as the convolution (bit for bit the same values on this machine; float rounding at most),
+    except that taps below ``tiny / eps`` of the dtype (float32: 2^-103, ~1e-31) are left out. A zero
+    tap adds nothing (exactly, for finite values); a tap that small makes most products of its pass
+    subnormal (with values in [0, 1]: for sigma ~0.14-0.16, 0.21-0.24, 0.28-0.32, 0.35-0.40, about 8%
+    of SimCLR's draws from [0.1, 2]), which this CPU computes 5-20x slower (8x112x112: up to 10 ms
+    instead of 1.6 here, 80 ms in the convolution), while their products (values in [0, 1]: under
+    1e-31 each) vanish into the first partial sum over ~1e-22 (float32), so only outputs in black
+    areas can differ, by under 1e-30."""
     radius = len(kernel) // 2
+    finfo = torch.finfo(x.dtype)
+    taps = [(i, k) for i, k in enumerate(kernel) if abs(k) >= finfo.tiny / finfo.eps]  # see the docstring
     c, t, h, w = x.shape
     planes = x.reshape(c * t, h, w)
     out = torch.empty(c * t, h, w, dtype=x.dtype)
@@ -193,15 +202,17 @@ def _blur_shifts(x: Tensor, kernel: list[float]) -> Tensor:
         if wide.shape[:1] != (n,):
             wide = torch.empty(n, h, w + 2 * radius, dtype=x.dtype)
         inner = wide[:, :, radius : radius + w]
-        torch.mul(padded[:, 0:h], kernel[0], out=inner)
-        for i in range(1, len(kernel)):
-            inner.add_(padded[:, i : i + h], alpha=kernel[i])
+        (i, k), *rest = taps
+        torch.mul(padded[:, i : i + h], k, out=inner)
+        for i, k in rest:
+            inner.add_(padded[:, i : i + h], alpha=k)
         wide[:, :, :radius] = inner[:, :, 1 : radius + 1].flip(-1)  # reflect: column -j is column j
         wide[:, :, radius + w :] = inner[:, :, w - radius - 1 : w - 1].flip(-1)
         dest = out[start : start + n]
-        torch.mul(wide[:, :, 0:w], kernel[0], out=dest)
-        for i in range(1, len(kernel)):
-            dest.add_(wide[:, :, i : i + w], alpha=kernel[i])
+        (i, k), *rest = taps
+        torch.mul(wide[:, :, i : i + w], k, out=dest)
+        for i, k in rest:
+            dest.add_(wide[:, :, i : i + w], alpha=k)
     return out.view(c, t, h, w)
 
 
