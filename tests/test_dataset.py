@@ -131,3 +131,25 @@ def test_collate_stacks_into_shared_memory_in_a_worker_only():
     assert batch["index"].tolist() == [0, 1] and batch["start"].dtype == torch.float32
     (got,) = list(torch.utils.data.DataLoader(_CollatedInWorker(), batch_size=None, num_workers=1))
     assert got["shared"] == [True, True] and got["equal"] and got["index"] == [0, 1, 2]
+
+
+def test_crisscross_paper_video_tensor_matches_converting_the_whole_clip_first(media_files):
+    """crisscross-paper's training chain (multi-scale crop, flip, colour jitter, greyscale, blur, cutout,
+    normalise) through the dataset, which converts only the crop's window and then works in place,
+    equals the chain run on the whole clip converted first (to_tensor_video), with the same draws, on
+    real decoded clips. Within 1e-6: the blur's sums are the convolution's, in its order (equal bit for
+    bit where this was written, as every other step is), but conv2d's summation is the backend's."""
+    from avssl.data.media import decode_video
+
+    cfg = resolve("crisscross-paper", "crisscross", [])
+    spec = clip_spec(cfg)
+    ds = make_dataset(cfg, [], spec, "train", seed=0)
+    for seed in range(12):
+        # the test file is 96x128; the crop resizes its window to 112 whatever the frame size
+        frames = decode_video(media_files("long"), 0.5 + 1.4 * seed, spec.num_frames, spec.fps, short_side=96)
+        got_rng, want_rng = rng(seed), rng(seed)
+        got = ds.video_tensor(frames, got_rng)
+        want = ds.video_tf(to_tensor_video(frames), want_rng)
+        assert got.shape == (3, spec.num_frames, 112, 112) and got.is_contiguous()
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+        assert got_rng.random() == want_rng.random()

@@ -159,3 +159,149 @@ def test_normalize_from_uint8_of_a_batch_is_each_clip_normalised(media_files):
             assert torch.equal(normalize.from_uint8(clip.permute(3, 0, 1, 2), flip=flip), want)
     with pytest.raises(ValueError, match="2 flips for 3 clips"):
         normalize.from_uint8(crops.permute(0, 4, 1, 2, 3), flip=torch.tensor([True, False]))
+
+
+# ------------------------------------------------- cheaper CPU paths (in place, shifted sums) on real clips
+
+
+def _decoded(media_files, start=1.3, num_frames=3, short_side=40):
+    """A real decoded clip as a float (3, T, H, W) tensor in [0, 1] (the "long" test file: 96x128 noise)."""
+    from avssl.data.media import decode_video
+
+    return to_tensor_video(decode_video(media_files("long"), start, num_frames, 25.0, short_side=short_side))
+
+
+def _luma_ref(x):
+    # the weights rounded to float32 (as Python scalars they multiply float32 tensors in float32)
+    return 0.299 * x[0:1] + 0.587 * x[1:2] + 0.114 * x[2:3]
+
+
+def _jitter_ref(x, r, strength, hue, p):
+    """ColorJitter written out: the applies draw, the op order, one factor per op, clamped after each."""
+    if not r.random() < p:
+        return x, False
+    for op in r.permutation(4):
+        if op == 3:
+            x = torch.einsum("oc,cthw->othw", _hue_matrix(r.uniform(-hue, hue)).float(), x)
+        else:
+            f = float(r.uniform(1 - strength, 1 + strength))
+            x = [f * x, f * x + (1 - f) * _luma_ref(x).mean(), f * x + (1 - f) * _luma_ref(x)][op]
+        x = x.clamp(0, 1)
+    return x, True
+
+
+def test_grayscale_is_the_luma_sum_bit_for_bit_on_a_decoded_clip(media_files):
+    """The grey level is built channel by channel without a clip-sized temporary: the same float32
+    products added in the same order as ``0.299 r + 0.587 g + 0.114 b``, bit for bit."""
+    x = _decoded(media_files)
+    out = RandomGrayscale(p=1.0)(x, rng())
+    assert out.is_contiguous() and torch.equal(out, _luma_ref(x).expand_as(x))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_color_jitter_in_place_equals_the_plain_ops_on_a_decoded_clip(media_files, seed):
+    """Both entries (``__call__``, which leaves its input alone, and ``apply_``, which overwrites it) give
+    the written-out jitter bit for bit with the same draws, applied or not (p = 0.5)."""
+    x = _decoded(media_files, start=0.4 + 0.9 * seed)
+    jitter = ColorJitter(0.4, 0.4, 0.4, 0.2, p=0.5)
+    want_rng, call_rng, inplace_rng = rng(seed), rng(seed), rng(seed)
+    want, applied = _jitter_ref(x.clone(), want_rng, 0.4, 0.2, 0.5)
+    before = x.clone()
+    got = jitter(x, call_rng)
+    assert torch.equal(x, before) and torch.equal(got, want)
+    y = x.clone()
+    got = jitter.apply_(y, inplace_rng)
+    assert torch.equal(got, want) and (applied or got is y)  # (y is overwritten unless the hue op came first)
+    assert want_rng.random() == call_rng.random() == inplace_rng.random()
+
+
+def test_color_jitter_seeds_cover_both_outcomes():
+    assert {rng(seed).random() < 0.5 for seed in range(10)} == {True, False}
+
+
+def _blur_ref(x, kernel_size, sigma):
+    """The separable Gaussian in float64 numpy: kernel exp(-o^2 / 2 sigma^2) / its sum, frames
+    reflect-padded (no edge repeat), a weighted sum of shifted rows, then of shifted columns."""
+    r = kernel_size // 2
+    o = np.arange(-r, r + 1)
+    k = np.exp(-(o**2) / (2.0 * sigma**2))
+    k /= k.sum()
+    a = np.pad(x.numpy().astype(np.float64), [(0, 0), (0, 0), (r, r), (r, r)], mode="reflect")
+    h, w = x.shape[-2:]
+    rows = sum(k[i] * a[:, :, i : i + h, :] for i in range(2 * r + 1))
+    return torch.from_numpy(sum(k[i] * rows[:, :, :, i : i + w] for i in range(2 * r + 1)))
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 4 * 40 * 50 * 2, None], ids=["plane", "two_planes", "default"])
+def test_blur_shifted_sums_match_the_gaussian_on_decoded_clips(media_files, monkeypatch, chunk_bytes):
+    """The CPU blur (a multiply-add per tap over shifted views, a few planes at a time) against the
+    float64 reference and against the two reflect-padded convolutions it replaced (``_blur_conv``), on
+    real clips, with the same draws, blurred or not (p = 0.5). Within 1e-6, float rounding: the sums
+    are the convolution's, in its order, and were equal bit for bit on the machine this was written
+    on (AVX-512, torch 2.13), but conv2d's summation is up to the backend."""
+    from avssl.data.transforms import colour
+
+    if chunk_bytes is not None:  # planes per pass: one, two (of 9: a short last pass; padded 40x50 float32), or the default
+        monkeypatch.setattr(colour, "_BLUR_CHUNK_BYTES", chunk_bytes)
+    blur = GaussianBlur(11, p=0.5)
+    outcomes = set()
+    for seed in range(8):
+        x = _decoded(media_files, start=0.3 + 1.1 * seed, short_side=30)  # (3, 3, 30, 40)
+        got_rng, want_rng = rng(seed), rng(seed)
+        got = blur(x, got_rng)
+        applied = want_rng.random() < 0.5
+        outcomes.add(applied)
+        if not applied:
+            assert got is x
+        else:
+            sigma = want_rng.uniform(0.1, 2.0)
+            assert got.shape == x.shape and got.is_contiguous()
+            torch.testing.assert_close(got.double(), _blur_ref(x, 11, sigma), rtol=0, atol=1e-6)
+            offsets = torch.arange(-5, 6, dtype=torch.float32)
+            kernel = torch.exp(-(offsets**2) / (2.0 * sigma**2))
+            torch.testing.assert_close(got, colour._blur_conv(x, kernel / kernel.sum()), rtol=0, atol=1e-6)
+        assert got_rng.random() == want_rng.random()
+    assert outcomes == {True, False}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cutout_and_normalize_in_place_equal_their_copies(media_files, seed):
+    """``apply_`` (what transform_video calls on the clip it owns) blanks the same squares with the same
+    fill (p = 0.5: both outcomes over the seeds) and normalises to the same values, bit for bit, as
+    the copying calls, which leave their input alone; Normalize is ``(x - mean) / std`` written out."""
+    x = _decoded(media_files, start=0.5 + seed)
+    before = x.clone()
+    cutout = Cutout(12, num=2, p=0.5)
+    want = cutout(x, rng(seed))
+    assert torch.equal(x, before)
+    y = x.clone()
+    got_rng, want_rng = rng(seed), rng(seed)
+    got = cutout.apply_(y, got_rng)
+    assert got is y and torch.equal(got, want)
+    cutout(x, want_rng)
+    assert got_rng.random() == want_rng.random()
+    mean, std = torch.tensor(KINETICS_MEAN).view(3, 1, 1, 1), torch.tensor(KINETICS_STD).view(3, 1, 1, 1)
+    y = x.clone()
+    got = Normalize().apply_(y)
+    assert got is y and torch.equal(got, (x - mean) / std) and torch.equal(Normalize()(x), got)
+
+
+def test_cutout_seeds_cover_both_outcomes():
+    assert {rng(seed).random() < 0.5 for seed in range(6)} == {True, False}
+
+
+@pytest.mark.parametrize("sigma", [0.12, 0.15, 0.22, 0.29, 0.36, 0.38])
+def test_blur_with_zero_and_subnormal_taps_stays_the_gaussian(media_files, sigma):
+    """Sigmas whose outer taps are 0 or subnormal in float32 (the shifted sums leave out taps under
+    2^-103, whose products are subnormal and slow): within 1e-6 of the float64 reference and of the
+    convolution, which keeps them (they were equal bit for bit where this was written: the products
+    left out vanish in any sum over ~1e-22)."""
+    from avssl.data.transforms import colour
+
+    x = _decoded(media_files, start=2.2, short_side=30)
+    got = GaussianBlur(11, sigma=(sigma, sigma), p=1.0)(x, rng())
+    torch.testing.assert_close(got.double(), _blur_ref(x, 11, sigma), rtol=0, atol=1e-6)
+    offsets = torch.arange(-5, 6, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2.0 * sigma**2))
+    assert kernel.min() < 2.0**-103  # the case this is about (0.38: a normal tap, most of its products subnormal)
+    torch.testing.assert_close(got, colour._blur_conv(x, kernel / kernel.sum()), rtol=0, atol=1e-6)

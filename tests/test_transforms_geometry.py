@@ -54,6 +54,10 @@ def _old_order(clip, transform, generator):
         ("jitter", video_transform(True, crop_size=16, color_jitter=0.4, grayscale=0.5)),  # float work after the flip
         ("full_train", FULL_TRAIN),  # starts with a resize: nothing runs on uint8
         ("flip_only", RandomHorizontalFlip(p=0.5)),
+        # RandomResizedCrop converts only its window, then every colour step works in place
+        ("multiscale", video_transform(True, crop_size=16, multiscale=True, color_jitter=0.4, grayscale=0.5,
+                                       blur=0.5, cutout=1.0)),
+        ("flip_then_multiscale", Compose([RandomHorizontalFlip(p=0.5), RandomResizedCrop(16), Normalize()])),
         # the flip is deferred into the conversion; a crop after it must see the mirrored clip
         ("flip_then_crop", Compose([RandomHorizontalFlip(p=0.5), RandomCrop(16), Normalize()])),
         ("two_flips", Compose([RandomHorizontalFlip(p=0.5), RandomHorizontalFlip(p=0.5), Normalize()])),
@@ -187,3 +191,33 @@ def test_flip_mirrors_columns():
     assert RandomHorizontalFlip(p=0.0)(x, rng()) is x
     flips = sum(torch.equal(RandomHorizontalFlip()(x, rng(s)), x.flip(-1)) for s in range(200))
     assert 70 < flips < 130
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_resized_crop_from_uint8_converts_only_its_window_bit_for_bit(media_files, seed):
+    """RandomResizedCrop.from_uint8 on the uint8 view of a real decoded clip, mirrored or not, equals the
+    crop of the whole clip converted first (to_tensor_video, then the transform) bit for bit, with the
+    same draws: cropping is a selection and the conversion works pixel by pixel."""
+    from avssl.data.media import decode_video
+
+    frames = decode_video(media_files("long"), 0.7 + 1.3 * seed, 4, 25.0, short_side=48)  # (4, 48, 64, 3)
+    crop = RandomResizedCrop(20) if seed % 2 else RandomResizedCrop(24, scale=(0.5, 1.0), ratio=(0.5, 2.0))
+    for flip in (False, True):
+        got_rng, want_rng = rng(seed), rng(seed)
+        view = torch.from_numpy(frames).permute(3, 0, 1, 2)
+        got = crop.from_uint8(view, got_rng, flip=flip)
+        whole = to_tensor_video(np.ascontiguousarray(frames[:, :, ::-1]) if flip else frames)
+        want = crop(whole, want_rng)
+        assert got.is_contiguous() and torch.equal(got, want)
+        assert got_rng.random() == want_rng.random()
+
+
+def test_resized_crop_from_uint8_takes_the_fallback_window_too():
+    """When no try fits (an area fraction of 1 with an aspect ratio the frame does not have), the
+    centred fallback window is converted and resized the same way."""
+    clip = uint8_clip(t=2, h=20, w=40)
+    crop = RandomResizedCrop(8, scale=(1.0, 1.0), ratio=(0.9, 1.1))
+    for flip in (False, True):
+        whole = to_tensor_video(np.ascontiguousarray(clip[:, :, ::-1]) if flip else clip)
+        got = crop.from_uint8(torch.from_numpy(clip).permute(3, 0, 1, 2), rng(1), flip=flip)
+        assert torch.equal(got, crop(whole, rng(1)))
