@@ -33,8 +33,9 @@ time (decoder threads included: clips per core when every core is busy):
              (``loader.finish_on=device``, ``data.finish``): ``decode_clip`` + the uint8 crop and
              its flip, and the waveform times its volume gain; the flip, normalisation and log-mel
              it leaves are timed apart, batched (``finish_cpu_ms_per_clip``: on this CPU; on a GPU
-             they take no loading core). For a preset whose clips cannot be finished there
-             (crisscross-paper's per-clip colour and spectrogram augmentations) it is the sampler.
+             they take no loading core), crisscross-paper's colour and spectrogram augmentations
+             included (clip by clip there). For a chain that cannot be finished there (one that
+             does not crop the uint8 clip) it is the sampler.
   reference  the public-project loader (RGB clip cropped, mono 16 kHz audio)
 
 Sets: originals with x264's default long GOP (250, B-frames) and a 1 s GOP (30, B-frames), and the

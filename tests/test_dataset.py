@@ -133,23 +133,33 @@ def test_collate_stacks_into_shared_memory_in_a_worker_only():
     assert got["shared"] == [True, True] and got["equal"] and got["index"] == [0, 1, 2]
 
 
-def test_crisscross_paper_video_tensor_matches_converting_the_whole_clip_first(media_files):
-    """crisscross-paper's training chain (multi-scale crop, flip, colour jitter, greyscale, blur, cutout,
-    normalise) through the dataset, which converts only the crop's window and then works in place,
-    equals the chain run on the whole clip converted first (to_tensor_video), with the same draws, on
-    real decoded clips. Within 1e-6: the blur's sums are the convolution's, in its order (equal bit for
-    bit where this was written, as every other step is), but conv2d's summation is the backend's."""
+def test_crisscross_paper_video_tensor_is_its_chain_step_by_step(media_files):
+    """crisscross-paper's training chain through the dataset (the multi-scale crop resizing the uint8
+    clip and the flip, with the item's generator; then colour jitter, greyscale, blur, cutout and
+    normalise in place on the converted crop, with a generator seeded by one draw of the item's) equals
+    the same steps run one by one, plainly, on real decoded clips. Within 1e-6: the blur's sums are the
+    convolution's, in its order, but conv2d's summation is the backend's."""
     from avssl.data.media import decode_video
 
     cfg = resolve("crisscross-paper", "crisscross", [])
     spec = clip_spec(cfg)
     ds = make_dataset(cfg, [], spec, "train", seed=0)
+    steps = ds.video_tf.transforms
+    assert [type(t).__name__ for t in steps[:2]] == ["RandomResizedCrop", "RandomHorizontalFlip"]
+    flips = set()
     for seed in range(12):
         # the test file is 96x128; the crop resizes its window to 112 whatever the frame size
         frames = decode_video(media_files("long"), 0.5 + 1.4 * seed, spec.num_frames, spec.fps, short_side=96)
         got_rng, want_rng = rng(seed), rng(seed)
         got = ds.video_tensor(frames, got_rng)
-        want = ds.video_tf(to_tensor_video(frames), want_rng)
+        x = steps[0](torch.from_numpy(frames).permute(3, 0, 1, 2), want_rng).double() / 255
+        flip = want_rng.random() < steps[1].p
+        flips.add(flip)
+        x = (x.flip(-1) if flip else x).float()
+        stage = np.random.default_rng(int(want_rng.integers(2**63 - 1)))
+        for step in steps[2:]:
+            x = step(x, stage)
         assert got.shape == (3, spec.num_frames, 112, 112) and got.is_contiguous()
-        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+        torch.testing.assert_close(got, x, rtol=0, atol=1e-6)
         assert got_rng.random() == want_rng.random()
+    assert flips == {True, False}

@@ -1,14 +1,17 @@
-"""Finishing clips batched on the device (data.finish): on real mp4 files, batches finished that way equal
-batches of items finished one by one, bit for bit on the CPU; chains that need per-clip float work stay
-finished in the items; the loader setting is checked."""
+"""Finishing clips on the device (data.finish): on real mp4 files, batches finished that way equal batches
+of items finished one by one, bit for bit on the CPU, for plain chains (one batched Normalize) and for
+crisscross-paper's augmentations (clip by clip with each window's seeded generator); a chain whose clips
+would not stack stays finished in the items; the loader setting is checked."""
 import pytest
 import torch
 from torch.utils.data import Subset
 
 from avssl.config import LoaderConfig, resolve
-from avssl.data.dataset import collate_clips
+from avssl.data.dataset import ClipDataset, collate_clips
 from avssl.data.finish import BatchFinisher, FinishedBatches
-from avssl.data.pipeline import clip_spec, make_dataset, make_loader
+from avssl.data.pipeline import clip_spec, logmel_config, make_dataset, make_loader
+from avssl.data.samplers import UniformClipSampler
+from avssl.data.transforms import Compose, Normalize, RandomCrop, ShortSideResize
 from avssl.data.views import SyncNegatives
 from conftest import noise_entries, refused_config
 
@@ -27,12 +30,14 @@ def batches_both_ways(dataset, finish_on, batch_size=2):
     return finished, loader
 
 
-@pytest.mark.parametrize("mode", ["train", "test"])
-def test_batches_finished_on_the_device_equal_items_finished_one_by_one(entries, mode):
-    """cpu-tiny XDC clips (random crop, flip, volume jitter in training; centre crop for testing):
-    the uint8 crops and gained waveforms, normalised and log-mel'd as a batch, are the items' tensors
-    exactly, over epochs that draw both flips."""
-    cfg = resolve("cpu-tiny", "xdc", [])
+@pytest.mark.parametrize("name,method,mode", [("cpu-tiny", "xdc", "train"), ("cpu-tiny", "xdc", "test"),
+                                              ("crisscross-paper", "crisscross", "train")])
+def test_batches_finished_on_the_device_equal_items_finished_one_by_one(entries, name, method, mode):
+    """cpu-tiny XDC clips (random crop, flip, volume jitter in training; centre crop for testing): the
+    uint8 crops and gained waveforms, normalised and log-mel'd as a batch; crisscross-paper's training
+    clips (multi-scale crop on uint8, then colour jitter, greyscale, blur, cutout; log-mel crops and
+    masks), finished clip by clip with their seeds: the items' tensors exactly, over two epochs."""
+    cfg = resolve(name, method, [])
     ds = make_dataset(cfg, entries, clip_spec(cfg), mode, seed=5, clips_per_video=2)
     for epoch in range(2):
         ds.set_epoch(epoch)
@@ -64,14 +69,15 @@ def test_unfinished_items_are_the_uint8_crop_its_flip_and_the_gained_waveform(en
         finished = ds[i]
         ds.finish_in_items = False
         raw = ds[i]
-        assert raw.keys() == finished.keys() | {"flip_video"}
+        assert raw.keys() == finished.keys() | {"flip_video", "seed_video", "seed_audio"}
+        assert raw["seed_video"] == raw["seed_audio"] == -1  # no float-stage or spectrogram augmentation here
         flips.add(raw["flip_video"])
         assert raw["video"].dtype == torch.uint8 and raw["video"].shape == (spec.num_frames, cfg.video.crop, cfg.video.crop, 3)
         assert raw["video"].is_contiguous() and raw["video"].nbytes * 4 == finished["video"].nbytes
         assert raw["audio"].dtype == torch.float32 and raw["audio"].shape == (round(spec.audio_duration * spec.sample_rate),)
         finish, _ = BatchFinisher.of(ds)
         again = finish(collate_clips([raw]), CPU)
-        assert "flip_video" not in again
+        assert not {"flip_video", "seed_video", "seed_audio"} & again.keys()
         assert torch.equal(again["video"][0], finished["video"]) and torch.equal(again["audio"][0], finished["audio"])
     assert flips == {True, False}
 
@@ -91,22 +97,18 @@ def test_view_plans_and_subsets_are_finished_too(entries):
         assert finished[0][key].is_floating_point() and torch.equal(finished[0][key], deferred[0][key]), key
 
 
-def test_chains_with_per_clip_float_work_stay_finished_in_the_items(entries, caplog):
-    """crisscross-paper's training clips (colour jitter, spectrogram masks) cannot be finished batched:
-    asked for the device, the loader finishes them in the items and says why; its test clips can."""
-    cfg = resolve("crisscross-paper", "crisscross", [])
+def test_a_chain_whose_clips_would_not_stack_stays_finished_in_the_items(entries, caplog):
+    """A video chain that does not crop the uint8 clip (a resize first) leaves clips of each video's own
+    size: asked for the device, the loader finishes them in the items and says why."""
+    cfg = resolve("cpu-tiny", "xdc", [])
     spec = clip_spec(cfg)
-    train = make_dataset(cfg, entries, spec, "train")
-    assert BatchFinisher.of(train)[0] is None and "colour" in BatchFinisher.of(train)[1]
+    ds = ClipDataset(entries, spec, UniformClipSampler(spec.duration, 1),
+                     video_tf=Compose([ShortSideResize(32), RandomCrop(24), Normalize()]), logmel=logmel_config(cfg.audio))
+    assert BatchFinisher.of(ds)[0] is None and "fixed size" in BatchFinisher.of(ds)[1]
     with caplog.at_level("INFO", logger="avssl.data"):
-        loader = make_loader(train, LoaderConfig(workers=0, finish_on="device"), CPU)
-    assert not isinstance(loader, FinishedBatches) and train.finish_in_items
+        loader = make_loader(ds, LoaderConfig(workers=0, finish_on="device"), CPU)
+    assert not isinstance(loader, FinishedBatches) and ds.finish_in_items
     assert "finished in the loader instead" in caplog.text
-    no_colour = resolve("crisscross-paper", "crisscross", ["video.color_jitter=0", "video.grayscale=0", "video.blur=0",
-                                                           "video.cutout=0", "video.multiscale=false"])
-    masked = make_dataset(no_colour, entries, spec, "train")
-    assert "log-mels" in BatchFinisher.of(masked)[1]
-    assert BatchFinisher.of(make_dataset(cfg, entries, spec, "test"))[0] is not None
 
 
 def test_auto_finishes_in_the_items_on_a_cpu(entries):

@@ -16,7 +16,7 @@ from avssl.data.transforms import (
     transform_video,
     video_transform,
 )
-from avssl.data.transforms.geometry import normalize_only, uint8_crop
+from avssl.data.transforms.geometry import sized_by_uint8_stage, split_chain
 from conftest import FULL_TRAIN, rng, uint8_clip, video
 
 # --------------------------------------------------------------------------------- tensor layout
@@ -54,7 +54,8 @@ def _old_order(clip, transform, generator):
         ("jitter", video_transform(True, crop_size=16, color_jitter=0.4, grayscale=0.5)),  # float work after the flip
         ("full_train", FULL_TRAIN),  # starts with a resize: nothing runs on uint8
         ("flip_only", RandomHorizontalFlip(p=0.5)),
-        # RandomResizedCrop converts only its window, then every colour step works in place
+        # RandomResizedCrop resizes the uint8 clip (within a level of the float resize), then every
+        # colour step works in place
         ("multiscale", video_transform(True, crop_size=16, multiscale=True, color_jitter=0.4, grayscale=0.5,
                                        blur=0.5, cutout=1.0)),
         ("flip_then_multiscale", Compose([RandomHorizontalFlip(p=0.5), RandomResizedCrop(16), Normalize()])),
@@ -68,7 +69,10 @@ def _old_order(clip, transform, generator):
 )
 def test_transform_video_matches_converting_first(name, transform):
     """Cropping and flipping the uint8 clip, then converting and normalising in one pass, gives the
-    old order's values (float rounding only), with the same random draws: same crop, same flip."""
+    old order's values (float rounding only), with the same random draws: same crop, same flip. With a
+    multi-scale crop, resized as uint8: within a level (1/255) before the later steps, which scale it
+    by at most 1.4 per colour factor and 1 / std (4.4) in the normalisation: 0.05."""
+    atol = 0.05 if "multiscale" in name else 1e-6
     flips = set()
     for seed in range(12):
         clip = uint8_clip(t=3, h=20, w=27, seed=seed)
@@ -76,7 +80,7 @@ def test_transform_video_matches_converting_first(name, transform):
         want = _old_order(clip, transform, want_rng)
         got = transform_video(clip, transform, got_rng)
         assert got.dtype == torch.float32 and got.is_contiguous() and got.shape == want.shape
-        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=atol)
         assert got_rng.random() == want_rng.random()  # the generators drew the same numbers
         if name == "train":  # the flip fires for some seeds only: compare with the unflipped crop
             unflipped = video_transform(True, crop_size=16, flip=False)(to_tensor_video(clip), rng(seed))
@@ -88,38 +92,17 @@ def test_transform_video_matches_converting_first(name, transform):
     np.testing.assert_array_equal(clip, uint8_clip(t=3, h=20, w=27))
 
 
-@pytest.mark.parametrize(
-    "name,transform,finishable",
-    [
-        ("train", video_transform(True, crop_size=16), True),
-        ("eval", video_transform(False, crop_size=16), True),
-        ("flip_then_crop", Compose([RandomHorizontalFlip(p=0.5), RandomCrop(16), Normalize()]), True),
-        ("normalize_only", Normalize(), True),
-        ("jitter", video_transform(True, crop_size=16, color_jitter=0.4), False),
-        ("full_train", FULL_TRAIN, False),
-        ("flip_no_normalize", Compose([RandomCrop(16), RandomHorizontalFlip(p=0.5)]), False),
-        ("none", None, False),
-    ],
-)
-def test_uint8_crop_then_its_normalize_is_transform_video(name, transform, finishable):
-    """Where ``normalize_only`` finds the chain's one Normalize after its crops and flips, the uint8 crop
-    (channels last, contiguous) and its pending flip, normalised later, equal transform_video exactly,
-    with the same draws."""
-    normalize = normalize_only(transform)
-    assert (normalize is not None) == finishable
-    if not finishable:
-        return
-    flips = set()
-    for seed in range(8):
-        clip = uint8_clip(t=3, h=20, w=27, seed=seed)
-        got_rng, want_rng = rng(seed), rng(seed)
-        crop, flip = uint8_crop(clip, transform, got_rng)
-        flips.add(flip)
-        assert crop.dtype == torch.uint8 and crop.is_contiguous() and crop.shape[-1] == 3
-        want = transform_video(clip, transform, want_rng)
-        assert torch.equal(normalize.from_uint8(crop.permute(3, 0, 1, 2), flip=flip), want)
-        assert got_rng.random() == want_rng.random()
-    assert flips == ({True, False} if name == "train" else {False})  # a flip before a crop is done there
+def test_split_chain_and_what_makes_clips_stack():
+    """The uint8 stage is the leading crops, multi-scale crops and flips; clips stack after it when it crops."""
+    train = video_transform(True, crop_size=16, color_jitter=0.4)
+    assert [type(s).__name__ for s in split_chain(train)[0]] == ["RandomCrop", "RandomHorizontalFlip"]
+    assert [type(s).__name__ for s in split_chain(train)[1]] == ["ColorJitter", "Normalize"]
+    multiscale = video_transform(True, crop_size=16, multiscale=True)
+    assert [type(s).__name__ for s in split_chain(multiscale)[0]] == ["RandomResizedCrop", "RandomHorizontalFlip"]
+    assert sized_by_uint8_stage(train) and sized_by_uint8_stage(multiscale)
+    assert sized_by_uint8_stage(video_transform(False, crop_size=16))
+    assert not sized_by_uint8_stage(FULL_TRAIN)  # a resize first: nothing runs on uint8
+    assert not sized_by_uint8_stage(Compose([RandomHorizontalFlip(), Normalize()])) and not sized_by_uint8_stage(None)
 
 
 def test_transform_video_checks_its_input():
@@ -194,30 +177,28 @@ def test_flip_mirrors_columns():
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_resized_crop_from_uint8_converts_only_its_window_bit_for_bit(media_files, seed):
-    """RandomResizedCrop.from_uint8 on the uint8 view of a real decoded clip, mirrored or not, equals the
-    crop of the whole clip converted first (to_tensor_video, then the transform) bit for bit, with the
-    same draws: cropping is a selection and the conversion works pixel by pixel."""
+def test_resized_crop_of_a_uint8_clip_is_within_a_level_of_the_float_resize(media_files, seed):
+    """RandomResizedCrop on the uint8 view of a real decoded clip (as select_pixels runs it) draws the
+    same window as on the float clip and resizes it as uint8: every value within 1.5 levels of the
+    float resize (torch's uint8 filter rounds its weights and its result), most (84% for seed 0) within half a level."""
     from avssl.data.media import decode_video
 
     frames = decode_video(media_files("long"), 0.7 + 1.3 * seed, 4, 25.0, short_side=48)  # (4, 48, 64, 3)
     crop = RandomResizedCrop(20) if seed % 2 else RandomResizedCrop(24, scale=(0.5, 1.0), ratio=(0.5, 2.0))
-    for flip in (False, True):
-        got_rng, want_rng = rng(seed), rng(seed)
-        view = torch.from_numpy(frames).permute(3, 0, 1, 2)
-        got = crop.from_uint8(view, got_rng, flip=flip)
-        whole = to_tensor_video(np.ascontiguousarray(frames[:, :, ::-1]) if flip else frames)
-        want = crop(whole, want_rng)
-        assert got.is_contiguous() and torch.equal(got, want)
-        assert got_rng.random() == want_rng.random()
+    got_rng, want_rng = rng(seed), rng(seed)
+    got = crop(torch.from_numpy(frames).permute(3, 0, 1, 2), got_rng)
+    want = crop(to_tensor_video(frames), want_rng)
+    assert got.dtype == torch.uint8 and got.shape == want.shape
+    diff = (got.double() / 255 - want.double()).abs()
+    assert diff.max() <= 1.5 / 255 and (diff <= 0.5 / 255 + 1e-6).double().mean() > 0.75
+    assert got_rng.random() == want_rng.random()
 
 
-def test_resized_crop_from_uint8_takes_the_fallback_window_too():
+def test_resized_crop_of_a_uint8_clip_takes_the_fallback_window_too():
     """When no try fits (an area fraction of 1 with an aspect ratio the frame does not have), the
-    centred fallback window is converted and resized the same way."""
+    centred fallback window is resized the same way."""
     clip = uint8_clip(t=2, h=20, w=40)
     crop = RandomResizedCrop(8, scale=(1.0, 1.0), ratio=(0.9, 1.1))
-    for flip in (False, True):
-        whole = to_tensor_video(np.ascontiguousarray(clip[:, :, ::-1]) if flip else clip)
-        got = crop.from_uint8(torch.from_numpy(clip).permute(3, 0, 1, 2), rng(1), flip=flip)
-        assert torch.equal(got, crop(whole, rng(1)))
+    got = crop(torch.from_numpy(clip).permute(3, 0, 1, 2), rng(1))
+    want = crop(to_tensor_video(clip), rng(1))
+    assert (got.double() / 255 - want.double()).abs().max() <= 1.5 / 255

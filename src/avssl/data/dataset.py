@@ -27,14 +27,16 @@ from .manifest import Manifest
 from .media import decode_clip
 from .probe_index import ProbeIndex
 from .samplers import ClipTooShortError
-from .transforms import VolumeJitter, transform_video
-from .transforms.geometry import uint8_crop
+from .transforms import Normalize, VolumeJitter
+from .transforms.geometry import chain_steps, float_stage, select_pixels
 from .views import ViewPlan, window_modality
 
 log = logging.getLogger("avssl.data")
 
 MODALITIES = ("video", "audio")
-PENDING_FLIP = "flip_"  # an unfinished video window's key prefix for its flip (ClipDataset.window)
+# Key prefixes of an unfinished window's pending work (ClipDataset.window): a video window's flip, and
+# the seed of its float-stage (or spectrogram) augmentation's generator.
+PENDING_FLIP, PENDING_SEED = "flip_", "seed_"
 
 
 @dataclass(frozen=True)
@@ -241,9 +243,10 @@ class ClipDataset(Dataset):
 
     With ``finish_in_items`` false (set by ``pipeline.make_loader`` where ``data.finish`` finishes
     batches on the training device), clips leave the dataset unfinished: ``video`` the uint8
-    (T, crop, crop, 3) crop with ``flip_video`` telling whether it is to be mirrored, and ``audio``
-    the float32 waveform (n,) times its volume gain; the flip, normalisation and log-mel are then
-    done batched where the batch goes.
+    (T, crop, crop, 3) result of the chain's crops (``select_pixels``) with ``flip_video`` telling
+    whether it is to be mirrored, ``audio`` the float32 waveform (n,) times its volume gain, and
+    ``seed_video`` / ``seed_audio`` the seeds of their augmentations' generators; the flip, the rest
+    of the video chain, the log-mel and its augmentations are then done where the batch goes.
     """
 
     def __init__(
@@ -331,7 +334,7 @@ class ClipDataset(Dataset):
             modality, start = window_modality(name), sample.starts[name]
             out[f"start_{name}"] = float("nan") if start is None else float(start)
             if start is None:
-                for prefix in ("", PENDING_FLIP):
+                for prefix in ("", PENDING_FLIP, PENDING_SEED):
                     if prefix + first[modality] in out:
                         out[prefix + name] = out[prefix + first[modality]]
                 continue
@@ -342,29 +345,35 @@ class ClipDataset(Dataset):
 
     def window(self, name: str, decoded, rng) -> dict:
         """Window ``name``'s tensors (``video``, ``audio``, ``video_1``, ``audio_neg`` ...) from its decoded
-        frames or waveform: ``{name: tensor}``, finished, or unfinished (see the class docstring), and
-        then a video window's pending flip under ``flip_<name>``."""
+        frames or waveform: ``{name: tensor}``, finished, or unfinished (see the class docstring) with
+        its pending work: a video window's flip under ``flip_<name>``, and the seed of its float-stage
+        or spectrogram augmentation's generator under ``seed_<name>`` (-1: none)."""
         if self.finish_in_items:
             video = window_modality(name) == "video"
             return {name: self.video_tensor(decoded, rng) if video else self.audio_tensor(decoded, rng)}
         if window_modality(name) == "video":
-            crop, flip = uint8_crop(decoded, self.video_tf, rng)
-            return {name: crop, PENDING_FLIP + name: flip}
+            x, flip, steps = select_pixels(decoded, self.video_tf, rng)
+            crop = torch.from_numpy(np.ascontiguousarray(x.permute(1, 2, 3, 0).numpy()))  # (T, h, w, 3): the decode's layout
+            return {name: crop, PENDING_FLIP + name: flip, PENDING_SEED + name: stage_seed(steps, rng)}
         wave, gain = np.asarray(decoded, np.float32), self._gain(rng)  # the product of_clip pads: same numbers
-        return {name: torch.from_numpy(wave.copy() if gain is None else np.multiply(wave, np.float32(gain)))}
+        wave = torch.from_numpy(wave.copy() if gain is None else np.multiply(wave, np.float32(gain)))
+        return {name: wave, PENDING_SEED + name: stage_seed(chain_steps(self.spec_tf), rng)}
 
     def video_tensor(self, frames, rng) -> torch.Tensor:
-        """Decoded frames -> the model's video input, through this dataset's transforms."""
+        """Decoded frames -> the model's video input, through this dataset's transforms: crops and flips
+        on the uint8 clip with ``rng``, the rest (colour, blur ...) with a generator seeded from it."""
         with _one_torch_thread():
-            return transform_video(frames, self.video_tf, rng)
+            x, flip, steps = select_pixels(frames, self.video_tf, rng)
+            return float_stage(x, flip, steps, seeded(stage_seed(steps, rng)))
 
     def audio_tensor(self, wave, rng) -> torch.Tensor:
         """A decoded waveform -> the model's log-mel input: its volume jitter (``volume``, one gain drawn
         from ``rng``) folded into the log-mel's padding pass (``LogMelSpectrogram.of_clip``), then this
-        dataset's spectrogram transforms."""
+        dataset's spectrogram transforms, with a generator seeded from ``rng``."""
         with _one_torch_thread():
             s = self.logmel.of_clip(np.asarray(wave, np.float32), self._gain(rng))
-            return self.spec_tf(s, rng) if self.spec_tf is not None else s
+            steps = chain_steps(self.spec_tf)
+            return self.spec_tf(s, seeded(stage_seed(steps, rng))) if steps else s
 
     def _gain(self, rng) -> float | None:
         return self.volume.draw(rng) if self.volume is not None else None
@@ -382,6 +391,21 @@ class ClipDataset(Dataset):
             path, start, spec.num_frames, spec.fps, spec.audio_duration, spec.sample_rate,
             short_side=spec.short_side, video=want_v, audio=want_a,
         )
+
+
+def stage_seed(steps: list, rng) -> int:
+    """The seed of the generator that the augmentations in ``steps`` (a float stage or a spectrogram
+    chain) draw from, drawn from the item's ``rng``; -1 when they draw nothing (a Normalize alone, no
+    steps): then the item's draws are those of a chain without them. A seed rather than ``rng`` itself
+    so that an item's later draws do not depend on where those steps run (``data.finish``)."""
+    if rng is None or all(isinstance(s, Normalize) for s in steps):
+        return -1
+    return int(rng.integers(2**63 - 1))
+
+
+def seeded(seed: int) -> np.random.Generator | None:
+    """The generator of a :func:`stage_seed` (None for -1)."""
+    return None if seed < 0 else np.random.default_rng(seed)
 
 
 def collate_clips(batch: list) -> dict:

@@ -105,7 +105,7 @@ class ColorJitter:
                 shift = _luma(x).mul_(1.0 - factor)
                 x = (x.mul_(factor) if owned else x * factor).add_(shift)
             elif op == 3 and self.hue > 0:
-                matrix = _hue_matrix(rng.uniform(-self.hue, self.hue)).to(x.dtype)
+                matrix = _hue_matrix(rng.uniform(-self.hue, self.hue)).to(x.device, x.dtype)
                 x = torch.einsum("oc,cthw->othw", matrix, x)
             else:
                 continue

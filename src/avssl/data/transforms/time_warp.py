@@ -48,7 +48,7 @@ def warp(spec: Tensor, source: int, target: int) -> Tensor:
     """``spec`` with time frame ``source`` moved to ``target`` (``0 < target < P - 1``): both sides
     resampled linearly, the first and last frames fixed."""
     length = spec.shape[-1]
-    t = torch.arange(length, dtype=torch.float64)
+    t = torch.arange(length, dtype=torch.float64, device=spec.device)
     # Where each output frame reads from: piecewise linear through (0, 0), (target, source), (P-1, P-1).
     pos = torch.where(t <= target, t * source / max(target, 1),
                       source + (t - target) * (length - 1 - source) / max(length - 1 - target, 1))
