@@ -144,10 +144,10 @@ class LoaderConfig:
     workers: int = -1  # DataLoader worker processes; -1: auto (data.pipeline.num_workers: none on a 2-core CPU)
     decoded_cache: bool = False  # decode each video once into memory-mapped arrays (small presets)
     cache_dir: Optional[str] = None
-    # Where clips are normalised and turned into log-mels (data.finish): "loader" (each item, in the
-    # workers), "device" (batched on the training device; the loader hands over uint8 crops and
-    # waveforms), "auto" (device on an accelerator, loader on a CPU). Where the augmentations need
-    # per-clip float work (crisscross-paper's training clips), always the loader.
+    # Where clips are finished (data.finish: flip, float conversion, colour augmentations, normalisation,
+    # log-mel and its augmentations): "loader" (each item, in the workers), "device" (on the training
+    # device; the loader hands over uint8 crops and waveforms), "auto" (device on an accelerator, loader
+    # on a CPU). The same values either way.
     finish_on: str = "auto"  # one of FINISH_ON
 
 

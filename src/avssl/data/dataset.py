@@ -352,7 +352,8 @@ class ClipDataset(Dataset):
             video = window_modality(name) == "video"
             return {name: self.video_tensor(decoded, rng) if video else self.audio_tensor(decoded, rng)}
         if window_modality(name) == "video":
-            x, flip, steps = select_pixels(decoded, self.video_tf, rng)
+            with _one_torch_thread():  # a multi-scale crop resizes here
+                x, flip, steps = select_pixels(decoded, self.video_tf, rng)
             crop = torch.from_numpy(np.ascontiguousarray(x.permute(1, 2, 3, 0).numpy()))  # (T, h, w, 3): the decode's layout
             return {name: crop, PENDING_FLIP + name: flip, PENDING_SEED + name: stage_seed(steps, rng)}
         wave, gain = np.asarray(decoded, np.float32), self._gain(rng)  # the product of_clip pads: same numbers
