@@ -3,8 +3,8 @@ chain made (crops, a multi-scale crop's resize) and the waveform, and the rest i
 batch goes: the flip, the float conversion, colour augmentations and normalisation, the log-mel and
 its augmentations.
 
-On an accelerator this takes that work (about 3 of 19 ms of CPU per prepared xdc-paper clip, 6-8 of
-17 for crisscross-paper's augmentations; BENCHMARKS.md section 7) off the cores that decode, and a
+On an accelerator this takes that work (about 3 of 19 ms of CPU per prepared xdc-paper clip, 5-6 of
+15 ms for crisscross-paper's; BENCHMARKS.md section 7) off the cores that decode, and a
 batch travels (between processes, pinned, to the device) as a quarter of the bytes. The values are
 those of items finished one by one, bit for bit on the CPU: random augmentations of the float stage
 draw from a generator seeded per window in the item (``dataset.stage_seed``), wherever they run. A
