@@ -14,7 +14,8 @@ what it had measured by then is kept and the stage is marked "timed out". Stages
   kmeans      any   ``kmeans()`` at N = 1,000,000 x 512, k = 256: faiss's GPU k-means when the installed
                     faiss has GPU support and sees a GPU, else its CPU k-means (the JSON says which)
   loader      any   clips/s of the xdc-paper training sampler through a DataLoader with 1, 2, 4, 8, 16 workers
-                    on 640x360 H.264 + AAC videos with a 1 s GOP (bench_loader_bound's worker scaling)
+                    on 640x360 H.264 + AAC videos with a 1 s GOP (bench_loader_bound's worker scaling),
+                    clips finished on the GPU as loader.finish_on=auto does there
 
 "CUDA" stages are skipped without a CUDA device ("skipped: no CUDA"), stages that need PyAV or faiss are
 skipped when they cannot be imported; the check still writes its JSON and markdown and exits 0. It exits 1
