@@ -67,10 +67,9 @@ from torch.utils.data import DataLoader, Dataset
 from bench_common import benchmark_parser, code_state, machine_info, write_outputs  # benchmarks/ is on sys.path when run as a script
 from bench_loader import ensure_videos
 
-from avssl.config import preset
+from avssl.config import LoaderConfig, preset
 from avssl.data.dataset import collate_clips
-from avssl.data.finish import BatchFinisher
-from avssl.data.pipeline import clip_spec, make_dataset
+from avssl.data.pipeline import clip_spec, make_dataset, set_finishing
 from avssl.data.manifest import Manifest, ManifestItem
 from avssl.data.media import decode_clip
 from avssl.data.prepare import PrepareTarget, prepare_dataset
@@ -326,11 +325,10 @@ def bench_preset(args, root: Path, name: str, originals: dict) -> dict:
     sets[f"prepared ({target.short_side}p)"] = [Path(i.path) for i in Manifest.read(prep.manifest)]
     ds = make_dataset(cfg, [], spec, "train", seed=0)
     ds_device = make_dataset(cfg, [], spec, "train", seed=0)
-    finish, why_not = BatchFinisher.of(ds_device)
-    ds_device.finish_in_items = finish is None  # as make_loader sets it for loader.finish_on=device
+    finish = set_finishing(ds_device, LoaderConfig(finish_on="device"), torch.device("cpu"))  # as make_loader does
     nf, fps, adur, sr, side = spec.num_frames, spec.fps, spec.audio_duration, spec.sample_rate, spec.short_side
     results = {"preset": name, "clip": f"{nf}x{cfg.video.crop}x{cfg.video.crop} at {fps:g} fps from short side {side}",
-               "finished_on_device": why_not or "yes",
+               "finished_on_device": finish is not None,
                "prepare": {"from": source_set, "files": prep.prepared + prep.kept, "wall_s": round(prepare_s, 2),
                            "newly_prepared": prep.prepared, "workers": args.prepare_workers},
                "sets": []}

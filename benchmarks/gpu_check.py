@@ -173,9 +173,8 @@ def stage_loader(args, device, record):
     from bench_loader import ensure_videos
     from bench_loader_bound import CONTENT_FPS, sampler_item, worker_scaling
 
-    from avssl.config import preset
-    from avssl.data.finish import BatchFinisher
-    from avssl.data.pipeline import clip_spec, make_dataset
+    from avssl.config import LoaderConfig, preset
+    from avssl.data.pipeline import clip_spec, make_dataset, set_finishing
 
     torch.set_num_threads(1)  # as in a DataLoader worker
     s = sizes(args.quick)
@@ -205,10 +204,7 @@ def stage_loader(args, device, record):
     opts = SimpleNamespace(scaling=s.workers, batch_size=s.loader_batch, repeats=s.loader_repeats)
     # As avssl loads for a GPU (loader.finish_on=auto): workers hand over uint8 crops and waveforms, and
     # the normalisation and log-mel run batched on the GPU; on a CPU the items are finished in the workers.
-    finish = None
-    if device.type == "cuda":
-        ds.finish_in_items = False
-        finish, _ = BatchFinisher.of(ds)
+    finish = set_finishing(ds, LoaderConfig(), device)
     record({"finish_on": "device" if finish is not None else "loader"})
     record(worker_scaling(opts, ds, pairs, finish, device))
 

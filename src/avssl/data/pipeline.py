@@ -120,12 +120,9 @@ def make_loader(dataset, cfg_loader, device, *, batch_size: int = 1, batches: li
     ``batches`` (a training epoch's order, see :func:`epoch_order`). Worker processes follow
     ``loader.workers`` (:func:`num_workers`); batches are stacked by ``collate_clips``, which lists the
     clips that failed to decode under ``"skipped"``; memory is pinned for a GPU. Where clips are
-    finished follows ``loader.finish_on`` (:func:`finish_on_device`): in the items, or batched on
+    finished follows ``loader.finish_on`` (:func:`set_finishing`): in the items, or batched on
     ``device`` (``data.finish``), and then the batches come out on the device."""
-    clips = clip_dataset(dataset)
-    finish = finish_on_device(clips, cfg_loader, device) if clips is not None else None
-    if clips is not None:
-        clips.finish_in_items = finish is None
+    finish = set_finishing(dataset, cfg_loader, device)
     workers = num_workers(cfg_loader, device)
     size = {"batch_sampler": batches} if batches is not None else {"batch_size": batch_size}
     loader = DataLoader(
@@ -136,16 +133,21 @@ def make_loader(dataset, cfg_loader, device, *, batch_size: int = 1, batches: li
     return loader if finish is None else FinishedBatches(loader, finish, device)
 
 
-def finish_on_device(dataset: ClipDataset, cfg_loader, device) -> BatchFinisher | None:
-    """The finisher of ``dataset`` when its clips are finished batched on ``device`` (``loader.finish_on``:
-    ``device``, or ``auto`` with an accelerator, and the dataset's chains allow it), else None. On a CPU
-    ``auto`` keeps finishing in the items, in the loader workers beside the training threads."""
-    where = getattr(cfg_loader, "finish_on", "auto")
-    if where == "loader" or (where == "auto" and getattr(device, "type", str(device)) == "cpu"):
+def set_finishing(dataset, cfg_loader, device) -> BatchFinisher | None:
+    """Decide where the clips of ``dataset`` (a ClipDataset or a Subset of one) are finished, following
+    ``loader.finish_on`` (``device``, or ``auto`` with an accelerator, where the chains allow it), and
+    set its ``finish_in_items``: returns the finisher of the device, or None when the items are
+    finished in the loader (and for datasets that are not ClipDatasets). On a CPU ``auto`` keeps
+    finishing in the items, in the loader workers beside the training threads."""
+    clips = clip_dataset(dataset)
+    if clips is None:
         return None
-    finish, why_not = BatchFinisher.of(dataset)
-    if finish is None and where == "device":
-        log.info("loader.finish_on=device: clips are finished in the loader instead: %s", why_not)
+    where, finish = getattr(cfg_loader, "finish_on", "auto"), None
+    if where == "device" or (where == "auto" and getattr(device, "type", str(device)) != "cpu"):
+        finish, why_not = BatchFinisher.of(clips)
+        if finish is None and where == "device":
+            log.info("loader.finish_on=device: clips are finished in the loader instead: %s", why_not)
+    clips.finish_in_items = finish is None
     return finish
 
 

@@ -277,12 +277,10 @@ class Normalize:
 
     def __call__(self, x: Tensor, rng: np.random.Generator | None = None) -> Tensor:
         check_video(x, self)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
-        return (x - mean) / std
+        return self.apply_(x.clone())
 
     def apply_(self, x: Tensor, rng: np.random.Generator | None = None) -> Tensor:
-        """``self(x)`` written over ``x`` (which it returns): the same two roundings."""
+        """``self(x)`` written over ``x`` (which it returns): ``(x - mean) / std``, the same two roundings."""
         check_video(x, self)
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1, 1)
